@@ -18,7 +18,9 @@ fn main() {
         })
         .collect();
     names.sort();
-    let mut out = String::from("/// Built-in rule files: (file name, TOML text).\npub(crate) static BUILTIN_RULE_FILES: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Built-in rule files: (file name, TOML text).\npub(crate) static BUILTIN_RULE_FILES: &[(&str, &str)] = &[\n",
+    );
     for name in &names {
         println!("cargo:rerun-if-changed={}", dir.join(name).display());
         writeln!(

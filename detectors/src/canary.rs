@@ -57,7 +57,9 @@ impl Canaries {
     /// the error message never contains the value.
     pub fn add(&self, label: &str, value: &Secret<Vec<u8>>) -> Result<Fingerprint, String> {
         if value.expose().len() < MIN_CANARY_LEN {
-            return Err(format!("canary {label:?} is shorter than {MIN_CANARY_LEN} bytes"));
+            return Err(format!(
+                "canary {label:?} is shorter than {MIN_CANARY_LEN} bytes"
+            ));
         }
         let fingerprint = Fingerprint::of(CANARY_RULE_ID, value.expose());
         self.update(|entries| {
@@ -94,11 +96,17 @@ impl Canaries {
 
     /// The current set, for one scan.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn update(&self, change: impl FnOnce(&mut Vec<Entry>)) {
-        let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut entries: Vec<Entry> = guard
             .entries
             .iter()

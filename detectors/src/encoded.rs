@@ -73,13 +73,24 @@ pub(crate) fn for_each_decoded(input: &[u8], mut f: impl FnMut(Decoded)) {
             continue;
         }
         let body = &input[start..body_end];
-        let engine = if seen & 16 != 0 { &URL_SAFE_NO_PAD } else { &STANDARD_NO_PAD };
+        let engine = if seen & 16 != 0 {
+            &URL_SAFE_NO_PAD
+        } else {
+            &STANDARD_NO_PAD
+        };
         // A length of 1 mod 4 is never valid; drop the last char rather than give up (the run
         // may have swallowed a neighbouring letter).
-        let body = if body.len() % 4 == 1 { &body[..body.len() - 1] } else { body };
+        let body = if body.len() % 4 == 1 {
+            &body[..body.len() - 1]
+        } else {
+            body
+        };
         if let Ok(bytes) = engine.decode(body) {
             if looks_like_text(&bytes) {
-                f(Decoded { span: start..i, bytes });
+                f(Decoded {
+                    span: start..i,
+                    bytes,
+                });
             }
         }
     }
@@ -94,7 +105,8 @@ fn looks_like_text(bytes: &[u8]) -> bool {
     if printable * 10 >= bytes.len() * 9 {
         return true;
     }
-    std::str::from_utf8(bytes).is_ok_and(|s| !s.chars().any(|c| c.is_control() && !c.is_whitespace()))
+    std::str::from_utf8(bytes)
+        .is_ok_and(|s| !s.chars().any(|c| c.is_control() && !c.is_whitespace()))
 }
 
 #[cfg(test)]
@@ -123,7 +135,10 @@ mod tests {
         assert_eq!(decoded(url.as_bytes())[0].1, text);
 
         let binary = STANDARD.encode((0u8..40).collect::<Vec<_>>());
-        assert!(decoded(binary.as_bytes()).is_empty(), "binary content is not scanned");
+        assert!(
+            decoded(binary.as_bytes()).is_empty(),
+            "binary content is not scanned"
+        );
     }
 
     #[test]

@@ -69,7 +69,12 @@ type Window = (u32, Range<usize>);
 impl Scanner {
     /// A builder over these rules.
     pub fn builder(rules: Arc<RuleSet>) -> ScannerBuilder {
-        ScannerBuilder { rules, canaries: None, decode_base64: true, keep_failed_validation: false }
+        ScannerBuilder {
+            rules,
+            canaries: None,
+            decode_base64: true,
+            keep_failed_validation: false,
+        }
     }
 
     /// A scanner with default options.
@@ -90,7 +95,9 @@ impl Scanner {
     /// The largest number of bytes of context a match may need on either side of its keyword.
     /// Streaming scans keep at least this much overlap.
     pub fn max_context(&self) -> usize {
-        self.rules.rules.iter().map(|r| r.window).max().unwrap_or(0) + EDGE_EXTEND + encoded::MIN_RUN
+        self.rules.rules.iter().map(|r| r.window).max().unwrap_or(0)
+            + EDGE_EXTEND
+            + encoded::MIN_RUN
     }
 
     /// Scans `input`, returning matches sorted by position.
@@ -128,7 +135,10 @@ impl Scanner {
         for hit in rs.keywords.find_overlapping_iter(Input::new(input)) {
             for &r in &rs.keyword_rules[hit.pattern().as_usize()] {
                 let w = rs.rules[r as usize].window;
-                windows.push((r, hit.start().saturating_sub(w)..(hit.end() + w).min(input.len())));
+                windows.push((
+                    r,
+                    hit.start().saturating_sub(w)..(hit.end() + w).min(input.len()),
+                ));
             }
         }
         if !windows.is_empty() {
@@ -149,21 +159,23 @@ impl Scanner {
                 self.confirm(input, cr, cw, out);
             }
         }
-        self.canaries.snapshot().find(input, |span, fp, label, value| {
-            out.push(Match {
-                rule: self.canary_rule.clone(),
-                severity: Severity::Critical,
-                span,
-                line: 0,
-                column: 0,
-                entropy: crate::shannon_entropy(value) as f32,
-                validation: Validation::Canary,
-                fingerprint: fp.clone(),
-                encoding: None,
-                label: Some(label.clone()),
-                secret: Secret::new(value.to_vec()),
+        self.canaries
+            .snapshot()
+            .find(input, |span, fp, label, value| {
+                out.push(Match {
+                    rule: self.canary_rule.clone(),
+                    severity: Severity::Critical,
+                    span,
+                    line: 0,
+                    column: 0,
+                    entropy: crate::shannon_entropy(value) as f32,
+                    validation: Validation::Canary,
+                    fingerprint: fp.clone(),
+                    encoding: None,
+                    label: Some(label.clone()),
+                    secret: Secret::new(value.to_vec()),
+                });
             });
-        });
     }
 
     /// Runs rule `r`'s regex in `window` and keeps what survives the filters.
@@ -172,7 +184,9 @@ impl Scanner {
         let window = widen(input, window);
         let hay = &input[window.clone()];
         for caps in rule.regex.captures_iter(hay) {
-            let Some(s) = caps.get(rule.secret_group) else { continue };
+            let Some(s) = caps.get(rule.secret_group) else {
+                continue;
+            };
             let secret = s.as_bytes();
             if secret.is_empty() || rule.allow.iter().any(|a| a.is_match(secret)) {
                 continue;
@@ -184,7 +198,9 @@ impl Scanner {
             if rule.min_entropy.is_some_and(|min| entropy < min) {
                 continue;
             }
-            let validation = rule.validator.map_or(Validation::NotChecked, |v| v.check(secret));
+            let validation = rule
+                .validator
+                .map_or(Validation::NotChecked, |v| v.check(secret));
             if matches!(validation, Validation::Failed(_)) && !self.keep_failed_validation {
                 continue;
             }
@@ -208,7 +224,8 @@ impl Scanner {
 /// Moves window edges outward (at most [`EDGE_EXTEND`] bytes) until they no longer sit inside a
 /// token, so a regex never sees half a credential at a window edge.
 fn widen(input: &[u8], w: Range<usize>) -> Range<usize> {
-    let tokenish = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-' | b'.');
+    let tokenish =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-' | b'.');
     let mut start = w.start;
     let floor = start.saturating_sub(EDGE_EXTEND);
     while start > floor && tokenish(input[start - 1]) {
@@ -225,8 +242,18 @@ fn widen(input: &[u8], w: Range<usize>) -> Range<usize> {
 /// Sorts, removes duplicates and generic matches shadowed by a specific one, sets lines.
 fn finish(input: &[u8], out: &mut Vec<Match>) {
     out.sort_unstable_by(|a, b| {
-        (a.span.start, a.span.end, a.rule.as_str(), a.fingerprint.as_str())
-            .cmp(&(b.span.start, b.span.end, b.rule.as_str(), b.fingerprint.as_str()))
+        (
+            a.span.start,
+            a.span.end,
+            a.rule.as_str(),
+            a.fingerprint.as_str(),
+        )
+            .cmp(&(
+                b.span.start,
+                b.span.end,
+                b.rule.as_str(),
+                b.fingerprint.as_str(),
+            ))
     });
     out.dedup_by(|b, a| a.span == b.span && a.rule == b.rule && a.fingerprint == b.fingerprint);
     // A `generic-*` rule match is dropped when a specific rule found a secret overlapping it.
@@ -238,7 +265,9 @@ fn finish(input: &[u8], out: &mut Vec<Match>) {
     if specific.len() != out.len() {
         out.retain(|m| {
             !m.rule.as_str().starts_with("generic-")
-                || !specific.iter().any(|s| s.start < m.span.end && m.span.start < s.end)
+                || !specific
+                    .iter()
+                    .any(|s| s.start < m.span.end && m.span.start < s.end)
         });
     }
     let mut line = 1u64;

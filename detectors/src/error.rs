@@ -71,14 +71,31 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ErrorKind::Parse { file, line: Some(line), message } => {
+            ErrorKind::Parse {
+                file,
+                line: Some(line),
+                message,
+            } => {
                 write!(f, "{file}:{line}: invalid rule file: {message}")
             }
-            ErrorKind::Parse { file, line: None, message } => {
+            ErrorKind::Parse {
+                file,
+                line: None,
+                message,
+            } => {
                 write!(f, "{file}: invalid rule file: {message}")
             }
-            ErrorKind::Rule { file, line, rule, field, message } => {
-                write!(f, "{file}:{line}: rule `{rule}`: field `{field}`: {message}")
+            ErrorKind::Rule {
+                file,
+                line,
+                rule,
+                field,
+                message,
+            } => {
+                write!(
+                    f,
+                    "{file}:{line}: rule `{rule}`: field `{field}`: {message}"
+                )
             }
             ErrorKind::Many(errors) => {
                 for (i, e) in errors.iter().enumerate() {

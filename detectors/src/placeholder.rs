@@ -11,9 +11,33 @@ use std::sync::LazyLock;
 /// a secret shorter than [`WORD_CHECK_MAX_LEN`]. Documented example keys (AWS's
 /// `AKIAIOSFODNN7EXAMPLE`, Stripe's `sk_test_…` docs) contain one of them.
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "example", "placeholder", "changeme", "change_me", "change-me", "your_", "your-", "yourtoken",
-    "yourkey", "yourpass", "redacted", "dummy", "sample", "replace_me", "replaceme", "insert_",
-    "xxxx", "****", "....", "____", "<", ">", "${", "{{", "}}", "%(", "$(",
+    "example",
+    "placeholder",
+    "changeme",
+    "change_me",
+    "change-me",
+    "your_",
+    "your-",
+    "yourtoken",
+    "yourkey",
+    "yourpass",
+    "redacted",
+    "dummy",
+    "sample",
+    "replace_me",
+    "replaceme",
+    "insert_",
+    "xxxx",
+    "****",
+    "....",
+    "____",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "}}",
+    "%(",
+    "$(",
 ];
 
 /// Longer secrets (PEM blocks, long base64) contain short words by chance.
@@ -43,7 +67,10 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     }
     // `$VAR`, `%VAR%`, `@VAR@`: a reference to the value, not the value.
     if let [b'$' | b'%' | b'@', rest @ ..] = secret {
-        if rest.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'%' | b'@' | b'{' | b'}')) {
+        if rest
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'%' | b'@' | b'{' | b'}'))
+        {
             return true;
         }
     }
@@ -94,7 +121,12 @@ mod tests {
             (b"N0tA-Pl4ceh0lder-9f2c", false),
             (b"ghp_R7kQx2mVn9PbT4wLc8ZsYd3HfJ6gAe1a2b3c", false),
         ] {
-            assert_eq!(is_placeholder(input), expect, "{}", String::from_utf8_lossy(input));
+            assert_eq!(
+                is_placeholder(input),
+                expect,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 }

@@ -23,13 +23,23 @@ pub fn redact(secret: &[u8]) -> String {
         8..16 => (3, 1),
         _ => (6, 2),
     };
-    format!("{}…{}", printable(&secret[..pre.min(n)]), printable(&secret[n - post..]))
+    format!(
+        "{}…{}",
+        printable(&secret[..pre.min(n)]),
+        printable(&secret[n - post..])
+    )
 }
 
 fn printable(bytes: &[u8]) -> String {
     bytes
         .iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -41,7 +51,13 @@ mod tests {
     fn forms() {
         assert_eq!(redact(b""), "…");
         assert_eq!(redact(b"abcdefghij"), "abc…j");
-        assert_eq!(redact(b"-----BEGIN RSA PRIVATE KEY-----\nMIIE"), "-----BEGIN RSA PRIVATE KEY-----…");
-        assert_eq!(redact(b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"), "??????…??");
+        assert_eq!(
+            redact(b"-----BEGIN RSA PRIVATE KEY-----\nMIIE"),
+            "-----BEGIN RSA PRIVATE KEY-----…"
+        );
+        assert_eq!(
+            redact(b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"),
+            "??????…??"
+        );
     }
 }

@@ -158,7 +158,10 @@ pub struct Rule {
 
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rule").field("id", &self.id).field("source", &self.source).finish()
+        f.debug_struct("Rule")
+            .field("id", &self.id)
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -233,8 +236,17 @@ pub(crate) fn compile(
 
     match &raw.id {
         None => fail("id", None, "missing".into()),
-        Some(s) if s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => {
-            fail("id", None, "must be non-empty and use only a-z, 0-9 and '-'".into());
+        Some(s)
+            if s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+        {
+            fail(
+                "id",
+                None,
+                "must be non-empty and use only a-z, 0-9 and '-'".into(),
+            );
         }
         Some(_) => {}
     }
@@ -250,18 +262,29 @@ pub(crate) fn compile(
             fail(
                 "severity",
                 Some(s.span().start),
-                format!("`{}` is not one of info, low, medium, high, critical", s.get_ref()),
+                format!(
+                    "`{}` is not one of info, low, medium, high, critical",
+                    s.get_ref()
+                ),
             );
             Severity::Medium
         }),
     };
     let keywords: Vec<String> = match &raw.keywords {
         None => {
-            fail("keywords", None, "missing: every rule needs at least one keyword".into());
+            fail(
+                "keywords",
+                None,
+                "missing: every rule needs at least one keyword".into(),
+            );
             Vec::new()
         }
         Some(k) if k.get_ref().is_empty() => {
-            fail("keywords", Some(k.span().start), "empty: every rule needs at least one keyword".into());
+            fail(
+                "keywords",
+                Some(k.span().start),
+                "empty: every rule needs at least one keyword".into(),
+            );
             Vec::new()
         }
         Some(k) => {
@@ -269,7 +292,9 @@ pub(crate) fn compile(
                 fail(
                     "keywords",
                     Some(k.span().start),
-                    format!("keyword {short:?} is shorter than 3 bytes and would match almost everywhere"),
+                    format!(
+                        "keyword {short:?} is shorter than 3 bytes and would match almost everywhere"
+                    ),
                 );
             }
             k.get_ref().clone()
@@ -286,13 +311,21 @@ pub(crate) fn compile(
             .build()
         {
             Err(e) => {
-                fail("regex", Some(r.span().start), format!("does not compile: {e}"));
+                fail(
+                    "regex",
+                    Some(r.span().start),
+                    format!("does not compile: {e}"),
+                );
                 (None, 0)
             }
             Ok(re) => {
                 let group = re.capture_names().position(|n| n == Some("secret"));
                 if group.is_none() {
-                    fail("regex", Some(r.span().start), "has no named group `secret`".into());
+                    fail(
+                        "regex",
+                        Some(r.span().start),
+                        "has no named group `secret`".into(),
+                    );
                 }
                 (Some(re), group.unwrap_or(0))
             }
@@ -303,7 +336,11 @@ pub(crate) fn compile(
         if (0.0..=8.0).contains(&v) {
             Some(v)
         } else {
-            fail("min-entropy", Some(e.span().start), format!("{v} is outside 0.0..=8.0 bits per byte"));
+            fail(
+                "min-entropy",
+                Some(e.span().start),
+                format!("{v} is outside 0.0..=8.0 bits per byte"),
+            );
             None
         }
     });
@@ -313,7 +350,11 @@ pub(crate) fn compile(
             fail(
                 "validator",
                 Some(v.span().start),
-                format!("unknown validator `{}` (known: {})", v.get_ref(), Validator::NAMES.join(", ")),
+                format!(
+                    "unknown validator `{}` (known: {})",
+                    v.get_ref(),
+                    Validator::NAMES.join(", ")
+                ),
             );
         }
         parsed
@@ -323,7 +364,11 @@ pub(crate) fn compile(
         Some(w) => match usize::try_from(*w.get_ref()) {
             Ok(n) if (1..=MAX_WINDOW).contains(&n) => n,
             _ => {
-                fail("window", Some(w.span().start), format!("must be 1..={MAX_WINDOW} bytes"));
+                fail(
+                    "window",
+                    Some(w.span().start),
+                    format!("must be 1..={MAX_WINDOW} bytes"),
+                );
                 DEFAULT_WINDOW
             }
         },
@@ -333,7 +378,11 @@ pub(crate) fn compile(
         for p in a.get_ref() {
             match RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build() {
                 Ok(re) => allow.push(re),
-                Err(e) => fail("allow", Some(a.span().start), format!("pattern {p:?} does not compile: {e}")),
+                Err(e) => fail(
+                    "allow",
+                    Some(a.span().start),
+                    format!("pattern {p:?} does not compile: {e}"),
+                ),
             }
         }
     }

@@ -35,7 +35,10 @@ pub struct RuleSetBuilder {
 impl RuleSet {
     /// A builder with the built-in rules enabled.
     pub fn builder() -> RuleSetBuilder {
-        RuleSetBuilder { builtin: true, ..RuleSetBuilder::default() }
+        RuleSetBuilder {
+            builtin: true,
+            ..RuleSetBuilder::default()
+        }
     }
 
     /// The built-in rule pack.
@@ -108,7 +111,11 @@ impl RuleSetBuilder {
     pub fn build(self) -> Result<RuleSet, Error> {
         let mut files: Vec<(String, &str)> = Vec::new();
         if self.builtin {
-            files.extend(BUILTIN_RULE_FILES.iter().map(|(n, t)| (format!("builtin:{n}"), *t)));
+            files.extend(
+                BUILTIN_RULE_FILES
+                    .iter()
+                    .map(|(n, t)| (format!("builtin:{n}"), *t)),
+            );
         }
         files.extend(self.sources.iter().map(|(n, t)| (n.clone(), t.as_str())));
 
@@ -174,7 +181,9 @@ fn index(rules: Vec<Rule>) -> RuleSet {
     let mut by_keyword: BTreeMap<Vec<u8>, Vec<u32>> = BTreeMap::new();
     for (i, r) in rules.iter().enumerate() {
         for k in &r.keywords {
-            let list = by_keyword.entry(k.as_bytes().to_ascii_lowercase()).or_default();
+            let list = by_keyword
+                .entry(k.as_bytes().to_ascii_lowercase())
+                .or_default();
             if !list.contains(&(i as u32)) {
                 list.push(i as u32);
             }
@@ -196,5 +205,9 @@ fn index(rules: Vec<Rule>) -> RuleSet {
                 .build(&patterns)
         })
         .expect("keyword automaton builds: keywords are plain literals");
-    RuleSet { rules, keywords, keyword_rules }
+    RuleSet {
+        rules,
+        keywords,
+        keyword_rules,
+    }
 }

@@ -12,9 +12,11 @@ pub const DEFAULT_CHUNK: usize = 1 << 20;
 /// Each round scans `context | new bytes`. Matches starting in the last `overlap` bytes are
 /// held back and found again, with full context, in the next round; so a secret that straddles
 /// a chunk boundary is reported exactly once, with absolute offsets and lines.
-#[derive(Debug)]
 pub struct StreamScanner<'s> {
     scanner: &'s Scanner,
+    /// Called with the current buffer and a match's offset in it; `false` drops the match
+    /// (e.g. a `keyward:allow` comment on its line, which only the buffer can show).
+    filter: Option<Box<dyn FnMut(&[u8], usize) -> bool + 's>>,
     chunk: usize,
     overlap: usize,
     buf: Vec<u8>,
@@ -28,6 +30,14 @@ pub struct StreamScanner<'s> {
     base_column: u64,
 }
 
+impl std::fmt::Debug for StreamScanner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamScanner")
+            .field("offset", &self.offset())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'s> StreamScanner<'s> {
     /// A stream scanner with the default chunk size.
     pub fn new(scanner: &'s Scanner) -> StreamScanner<'s> {
@@ -39,6 +49,7 @@ impl<'s> StreamScanner<'s> {
         let overlap = scanner.max_context() * 2;
         StreamScanner {
             scanner,
+            filter: None,
             chunk: chunk.max(overlap * 2),
             overlap,
             buf: Vec::new(),
@@ -47,6 +58,13 @@ impl<'s> StreamScanner<'s> {
             base_lines: 0,
             base_column: 0,
         }
+    }
+
+    /// Drops matches for which `filter(buffer, offset_in_buffer)` is false.
+    #[must_use]
+    pub fn with_filter(mut self, filter: impl FnMut(&[u8], usize) -> bool + 's) -> Self {
+        self.filter = Some(Box::new(filter));
+        self
     }
 
     /// Feeds bytes; appends the matches that are final to `out`.
@@ -73,10 +91,19 @@ impl<'s> StreamScanner<'s> {
     }
 
     fn round(&mut self, last: bool, out: &mut Vec<Match>) {
-        let limit = if last { self.buf.len() } else { self.buf.len() - self.overlap };
+        let limit = if last {
+            self.buf.len()
+        } else {
+            self.buf.len() - self.overlap
+        };
         for mut m in self.scanner.scan(&self.buf) {
             if m.span.start < self.report_from || (m.span.start >= limit && !last) {
                 continue;
+            }
+            if let Some(f) = &mut self.filter {
+                if !f(&self.buf, m.span.start) {
+                    continue;
+                }
             }
             if m.line == 1 {
                 m.column += self.base_column;

@@ -42,7 +42,8 @@ impl Validation {
 }
 
 impl Validator {
-    pub(crate) const NAMES: [&'static str; 4] = ["github-checksum", "npm-checksum", "pem-private-key", "jwt"];
+    pub(crate) const NAMES: [&'static str; 4] =
+        ["github-checksum", "npm-checksum", "pem-private-key", "jwt"];
 
     pub(crate) fn parse(s: &str) -> Option<Validator> {
         Some(match s {
@@ -71,7 +72,11 @@ impl Validator {
             Validator::PemPrivateKey => (pem_private_key_ok(secret), "pem-ok", "pem-bad"),
             Validator::Jwt => (jwt_ok(secret), "jwt-ok", "jwt-bad"),
         };
-        if ok { Validation::Passed(pass) } else { Validation::Failed(fail) }
+        if ok {
+            Validation::Passed(pass)
+        } else {
+            Validation::Failed(fail)
+        }
     }
 }
 
@@ -95,7 +100,9 @@ pub fn token_checksum(random: &[u8]) -> String {
 
 /// `<prefix>_<30 random base62><6 checksum>`: checks the checksum.
 fn checksum_token_ok(secret: &[u8]) -> bool {
-    let Some(us) = memchr::memrchr(b'_', secret) else { return false };
+    let Some(us) = memchr::memrchr(b'_', secret) else {
+        return false;
+    };
     let body = &secret[us + 1..];
     if body.len() != 36 || !body.iter().all(u8::is_ascii_alphanumeric) {
         return false;
@@ -105,22 +112,37 @@ fn checksum_token_ok(secret: &[u8]) -> bool {
 
 /// Decodes standard base64, ignoring whitespace.
 fn decode_base64_lines(text: &[u8]) -> Option<Vec<u8>> {
-    let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-    STANDARD.decode(&compact).or_else(|_| STANDARD_NO_PAD.decode(&compact)).ok()
+    let compact: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    STANDARD
+        .decode(&compact)
+        .or_else(|_| STANDARD_NO_PAD.decode(&compact))
+        .ok()
 }
 
 /// A PEM private key: `-----BEGIN X-----`, a body that decodes, `-----END X-----`, and a decoded
 /// structure that fits X (DER SEQUENCE for PKCS#1/#8/EC/DSA, `openssh-key-v1` for OpenSSH, an
 /// OpenPGP packet for PGP blocks).
 fn pem_private_key_ok(secret: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(secret) else { return false };
+    let Ok(text) = std::str::from_utf8(secret) else {
+        return false;
+    };
     let text = text.trim();
-    let Some(rest) = text.strip_prefix("-----BEGIN ") else { return false };
-    let Some(label_end) = rest.find("-----") else { return false };
+    let Some(rest) = text.strip_prefix("-----BEGIN ") else {
+        return false;
+    };
+    let Some(label_end) = rest.find("-----") else {
+        return false;
+    };
     let label = &rest[..label_end];
     let body_and_end = &rest[label_end + 5..];
     let end_marker = format!("-----END {label}-----");
-    let Some(end) = body_and_end.find(&end_marker) else { return false };
+    let Some(end) = body_and_end.find(&end_marker) else {
+        return false;
+    };
     let mut body = &body_and_end[..end];
     // PGP armor and traditional encrypted PEM carry `Key: value` headers before a blank line.
     if let Some(blank) = body.find("\n\n").or_else(|| body.find("\r\n\r\n")) {
@@ -134,7 +156,9 @@ fn pem_private_key_ok(secret: &[u8]) -> bool {
         .filter(|l| !(label.starts_with("PGP") && l.trim_start().starts_with('=')))
         .collect::<Vec<_>>()
         .join("\n");
-    let Some(der) = decode_base64_lines(body.as_bytes()) else { return false };
+    let Some(der) = decode_base64_lines(body.as_bytes()) else {
+        return false;
+    };
     if der.len() < 32 {
         return false;
     }
@@ -149,16 +173,23 @@ fn pem_private_key_ok(secret: &[u8]) -> bool {
 
 fn jwt_ok(secret: &[u8]) -> bool {
     let mut parts = secret.split(|&b| b == b'.');
-    let (Some(header), Some(payload)) = (parts.next(), parts.next()) else { return false };
+    let (Some(header), Some(payload)) = (parts.next(), parts.next()) else {
+        return false;
+    };
     let decode = |p: &[u8]| -> Option<serde_json::Map<String, serde_json::Value>> {
-        let trimmed: &[u8] = p.strip_suffix(b"==").or_else(|| p.strip_suffix(b"=")).unwrap_or(p);
+        let trimmed: &[u8] = p
+            .strip_suffix(b"==")
+            .or_else(|| p.strip_suffix(b"="))
+            .unwrap_or(p);
         let bytes = URL_SAFE_NO_PAD.decode(trimmed).ok()?;
         match serde_json::from_slice(&bytes).ok()? {
             serde_json::Value::Object(m) => Some(m),
             _ => None,
         }
     };
-    let Some(h) = decode(header) else { return false };
+    let Some(h) = decode(header) else {
+        return false;
+    };
     h.get("alg").is_some_and(serde_json::Value::is_string) && decode(payload).is_some()
 }
 
@@ -173,11 +204,17 @@ mod tests {
     #[test]
     fn github_checksum() {
         let t = token("ghp", "R7kQx2mVn9PbT4wLc8ZsYd3HfJ6gAe");
-        assert_eq!(Validator::GithubChecksum.check(t.as_bytes()), Validation::Passed("checksum-ok"));
+        assert_eq!(
+            Validator::GithubChecksum.check(t.as_bytes()),
+            Validation::Passed("checksum-ok")
+        );
         let mut bad = t.into_bytes();
         let last = bad.len() - 1;
         bad[last] = if bad[last] == b'a' { b'b' } else { b'a' };
-        assert_eq!(Validator::GithubChecksum.check(&bad), Validation::Failed("checksum-bad"));
+        assert_eq!(
+            Validator::GithubChecksum.check(&bad),
+            Validation::Failed("checksum-bad")
+        );
         assert!(!checksum_token_ok(b"ghp_short"));
     }
 
@@ -193,25 +230,53 @@ mod tests {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let p = URL_SAFE_NO_PAD.encode(br#"{"sub":"1234567890"}"#);
         let good = format!("{h}.{p}.c2lnbmF0dXJl");
-        assert_eq!(Validator::Jwt.check(good.as_bytes()), Validation::Passed("jwt-ok"));
+        assert_eq!(
+            Validator::Jwt.check(good.as_bytes()),
+            Validation::Passed("jwt-ok")
+        );
         let no_alg = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT"}"#);
-        assert_eq!(Validator::Jwt.check(format!("{no_alg}.{p}.x").as_bytes()), Validation::Failed("jwt-bad"));
-        assert_eq!(Validator::Jwt.check(b"eyJ.not.json"), Validation::Failed("jwt-bad"));
+        assert_eq!(
+            Validator::Jwt.check(format!("{no_alg}.{p}.x").as_bytes()),
+            Validation::Failed("jwt-bad")
+        );
+        assert_eq!(
+            Validator::Jwt.check(b"eyJ.not.json"),
+            Validation::Failed("jwt-bad")
+        );
     }
 
     #[test]
     fn pem() {
         let der = [0x30u8; 64];
         let body = STANDARD.encode(der);
-        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----", &body[..40], &body[40..]);
-        assert_eq!(Validator::PemPrivateKey.check(pem.as_bytes()), Validation::Passed("pem-ok"));
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----",
+            &body[..40],
+            &body[40..]
+        );
+        assert_eq!(
+            Validator::PemPrivateKey.check(pem.as_bytes()),
+            Validation::Passed("pem-ok")
+        );
         let mism = pem.replace("END PRIVATE", "END RSA PRIVATE");
-        assert_eq!(Validator::PemPrivateKey.check(mism.as_bytes()), Validation::Failed("pem-bad"));
+        assert_eq!(
+            Validator::PemPrivateKey.check(mism.as_bytes()),
+            Validation::Failed("pem-bad")
+        );
         let junk = "-----BEGIN PRIVATE KEY-----\n!!!not base64!!!\n-----END PRIVATE KEY-----";
-        assert_eq!(Validator::PemPrivateKey.check(junk.as_bytes()), Validation::Failed("pem-bad"));
+        assert_eq!(
+            Validator::PemPrivateKey.check(junk.as_bytes()),
+            Validation::Failed("pem-bad")
+        );
         let mut ssh = b"openssh-key-v1\0".to_vec();
         ssh.extend([7u8; 40]);
-        let ssh_pem = format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----", STANDARD.encode(&ssh));
-        assert_eq!(Validator::PemPrivateKey.check(ssh_pem.as_bytes()), Validation::Passed("pem-ok"));
+        let ssh_pem = format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----",
+            STANDARD.encode(&ssh)
+        );
+        assert_eq!(
+            Validator::PemPrivateKey.check(ssh_pem.as_bytes()),
+            Validation::Passed("pem-ok")
+        );
     }
 }

@@ -18,7 +18,9 @@ fn every_rule_example_matches_and_every_negative_does_not() {
             let mine: Vec<_> = found.iter().filter(|m| m.rule.as_str() == id).collect();
             if mine.is_empty() {
                 let others: Vec<_> = found.iter().map(|m| m.rule.as_str()).collect();
-                failures.push(format!("{id}: example #{i} did not match (other rules: {others:?})"));
+                failures.push(format!(
+                    "{id}: example #{i} did not match (other rules: {others:?})"
+                ));
             }
         }
         for (i, neg) in rule.negatives().iter().enumerate() {
@@ -28,7 +30,12 @@ fn every_rule_example_matches_and_every_negative_does_not() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -40,5 +47,8 @@ fn every_rule_has_two_examples_and_a_negative() {
         .filter(|r| r.examples().len() < 2 || r.negatives().is_empty())
         .map(|r| r.id().to_string())
         .collect();
-    assert!(thin.is_empty(), "rules with < 2 examples or no negative: {thin:?}");
+    assert!(
+        thin.is_empty(),
+        "rules with < 2 examples or no negative: {thin:?}"
+    );
 }

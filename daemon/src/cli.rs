@@ -1,0 +1,174 @@
+//! Command-line interface definitions (clap). Behaviour lives in `cmd/`.
+
+use crate::report::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// keyward: find leaked credentials in directories, build logs, git history and images.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Exit status: 0 no findings, 1 findings (see --exit-code), 2 error, 64 bad usage or config.\n\
+Logging: -v/-q, or KEYWARD_LOG=debug (overrides both). Logs go to stderr."
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress line or summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan something for secrets.
+    #[command(subcommand)]
+    Scan(ScanCommand),
+    /// List and check rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Work with keyward.toml.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// What to scan.
+#[derive(Debug, Subcommand)]
+pub enum ScanCommand {
+    /// Scan files and directories (walked in parallel; `.git` skipped).
+    #[command(
+        after_help = "Examples:\n  keyward scan dir .\n  keyward scan dir --format sarif --output keyward.sarif src/ config/\n  keyward scan dir --baseline old.json --exit-code 3 ."
+    )]
+    Dir(DirArgs),
+    /// Scan standard input (build logs, pipes) in constant memory. `keyward scan -` works too.
+    #[command(alias = "-")]
+    #[command(
+        after_help = "Example:\n  ./build.sh 2>&1 | keyward scan stdin --label build-1234.log"
+    )]
+    Stdin(StdinArgs),
+}
+
+/// Options shared by every scan.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Report format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report here instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Put secrets in the report in clear. Without it, only redacted forms and fingerprints.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Config file (keyward.toml). A `.keyward.toml` in a scanned root is read too.
+    #[arg(long, short = 'c', env = "KEYWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// An earlier json/jsonl report: findings already in it (same fingerprint and path) are not
+    /// reported again.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Extra rule file(s), in the built-in pack's format.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rule_files: Vec<PathBuf>,
+    /// Use only these rule ids (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub only: Vec<String>,
+    /// Turn off these rule ids (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub disable: Vec<String>,
+    /// Report matches whose offline validator (checksum, PEM, JWT) failed, instead of dropping them.
+    #[arg(long)]
+    pub keep_failed_validation: bool,
+    /// Do not decode base64 runs to look inside them.
+    #[arg(long)]
+    pub no_decode: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// Exit status when there are findings.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub exit_code: i32,
+    /// Colour the text report: auto (when stdout is a terminal), always, never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+/// `scan dir`.
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// Files and directories to scan.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Skip what .gitignore/.ignore files ignore (off by default: ignored files such as .env
+    /// are where secrets hide).
+    #[arg(long)]
+    pub respect_gitignore: bool,
+    /// Scan files that look binary (a NUL byte in the first 8 KiB).
+    #[arg(long)]
+    pub scan_binary: bool,
+    /// Skip files larger than this many bytes (default 512 MiB; suffixes K, M, G allowed).
+    #[arg(long, value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// `scan stdin`.
+#[derive(Debug, Args)]
+pub struct StdinArgs {
+    /// Name to put in findings' `path` (e.g. the build log's name).
+    #[arg(long)]
+    pub label: Option<String>,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// `rules …`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules (built-in and from --rules files).
+    List {
+        /// Extra rule file(s).
+        #[arg(long = "rules", value_name = "FILE")]
+        rule_files: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check rule files: they load, and each rule's examples match and negatives do not.
+    Check {
+        /// Rule files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a documented example keyward.toml.
+    Example,
+    /// Check a config file (and the rule files it names) without scanning anything.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// `100`, `64K`, `10M`, `2G` (binary multiples).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|_| format!("{s:?} is not a size (e.g. 1048576, 64K, 10M, 2G)"))
+}

@@ -1,0 +1,132 @@
+//! [`Finding`]: one secret at one place, with where it was found. The unit every source
+//! produces and every report writes.
+
+use keyward_detectors::{Fingerprint, Match, Secret, Severity};
+use serde::Serialize;
+
+/// Where a finding sits. Fields a source does not know stay `None` (`null` in JSON).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Location {
+    /// `file`, `stdin`, `git`, `image`.
+    pub source: &'static str,
+    /// Path of the file (relative to the scanned root where there is one); for archive members
+    /// `outer.jar!inner/file`.
+    pub path: Option<String>,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based byte column.
+    pub column: u64,
+    /// Git: the commit that introduced the blob at this path.
+    pub commit: Option<String>,
+    /// Git: the commit's author (`Name <email>`).
+    pub author: Option<String>,
+    /// Git: the author date, RFC 3339.
+    pub date: Option<String>,
+    /// Git: the commit summary.
+    pub summary: Option<String>,
+    /// Git: whether the secret is still present at the tip of the default branch.
+    pub in_head: Option<bool>,
+    /// Image: name or reference.
+    pub image: Option<String>,
+    /// Image: layer digest.
+    pub layer: Option<String>,
+    /// Image: 0-based layer index.
+    pub layer_index: Option<u32>,
+    /// Image: the `created_by` of the layer's history entry.
+    pub created_by: Option<String>,
+    /// Image: the file was deleted or replaced by a later layer (it is still in the image).
+    pub deleted: bool,
+}
+
+/// One secret found at one place.
+///
+/// `Debug` never shows the secret.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Rule id.
+    pub rule: String,
+    /// Rule name (for people).
+    pub rule_name: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Stable hash of rule id and secret.
+    pub fingerprint: Fingerprint,
+    /// Redacted form of the secret.
+    pub redacted: String,
+    /// Validator verdict (`none`, `checksum-ok`, …).
+    pub validation: &'static str,
+    /// Shannon entropy of the secret.
+    pub entropy: f32,
+    /// `base64` when found inside a decoded blob.
+    pub decoded: Option<&'static str>,
+    /// The secret; written only with `--show-secrets`.
+    pub secret: Secret<Vec<u8>>,
+    /// Where.
+    pub location: Location,
+}
+
+impl Finding {
+    /// A finding from an engine match and its location (whose line and column are taken from
+    /// the match).
+    pub fn from_match(m: Match, rule_name: &str, mut location: Location) -> Finding {
+        location.line = m.line;
+        location.column = m.column;
+        Finding {
+            redacted: m.redacted(),
+            rule: m.rule.as_str().to_owned(),
+            rule_name: rule_name.to_owned(),
+            severity: m.severity,
+            fingerprint: m.fingerprint,
+            validation: m.validation.as_str(),
+            entropy: (m.entropy * 1000.0).round() / 1000.0,
+            decoded: m.encoding.map(keyward_detectors::Encoding::as_str),
+            secret: m.secret,
+            location,
+        }
+    }
+
+    /// Sort key: path, line, column, rule.
+    pub fn sort_key(&self) -> (Option<&str>, Option<&str>, u64, u64, &str) {
+        (
+            self.location.path.as_deref(),
+            self.location.commit.as_deref(),
+            self.location.line,
+            self.location.column,
+            &self.rule,
+        )
+    }
+}
+
+/// The JSON shape of a finding (see DESIGN.md). `secret` is present only when asked for.
+#[derive(Serialize)]
+pub struct FindingRecord<'a> {
+    rule: &'a str,
+    rule_name: &'a str,
+    severity: &'static str,
+    fingerprint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    redacted: &'a str,
+    validation: &'static str,
+    entropy: f32,
+    decoded: Option<&'static str>,
+    location: &'a Location,
+}
+
+impl<'a> FindingRecord<'a> {
+    /// The record of `f`; with `show_secret`, the secret too (lossy UTF-8).
+    pub fn new(f: &'a Finding, show_secret: bool) -> FindingRecord<'a> {
+        FindingRecord {
+            rule: &f.rule,
+            rule_name: &f.rule_name,
+            severity: f.severity.as_str(),
+            fingerprint: f.fingerprint.as_str(),
+            secret: show_secret.then(|| String::from_utf8_lossy(f.secret.expose()).into_owned()),
+            redacted: &f.redacted,
+            validation: f.validation,
+            entropy: f.entropy,
+            decoded: f.decoded,
+            location: &f.location,
+        }
+    }
+}

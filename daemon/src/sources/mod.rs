@@ -1,0 +1,4 @@
+//! Where bytes come from: directories and files, standard input.
+
+pub mod dir;
+pub mod stdin;
