@@ -116,7 +116,12 @@ pub struct RawSocket {
 
 impl Default for RawSocket {
     fn default() -> Self {
-        Self { path: default_socket_path(), mode: default_socket_mode(), owner: None, group: None }
+        Self {
+            path: default_socket_path(),
+            mode: default_socket_mode(),
+            owner: None,
+            group: None,
+        }
     }
 }
 
@@ -143,7 +148,10 @@ pub struct RawState {
 
 impl Default for RawState {
     fn default() -> Self {
-        Self { dir: default_state_dir(), audit_log: default_audit_log() }
+        Self {
+            dir: default_state_dir(),
+            audit_log: default_audit_log(),
+        }
     }
 }
 
@@ -277,9 +285,17 @@ pub struct VaultConfig {
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
     /// `auth/<mount>/login` with role id and secret id.
-    AppRole { mount: String, role_id_file: PathBuf, secret_id_file: PathBuf },
+    AppRole {
+        mount: String,
+        role_id_file: PathBuf,
+        secret_id_file: PathBuf,
+    },
     /// `auth/<mount>/login` with a JWT.
-    Jwt { mount: String, role: String, source: JwtSource },
+    Jwt {
+        mount: String,
+        role: String,
+        source: JwtSource,
+    },
     /// `auth/<mount>/login` with the TLS client certificate.
     Cert { mount: String, role: Option<String> },
     /// A token read from a file (re-read when renewal fails).
@@ -340,11 +356,18 @@ pub enum ProfileKind {
     /// `<mount>/creds/<role>`, revoked by lease.
     Database { mount: String, role: String },
     /// A child of the session token.
-    Token { policies: Vec<String>, num_uses: u32 },
+    Token {
+        policies: Vec<String>,
+        num_uses: u32,
+    },
     /// `<mount>/data/<path>` read with the session token.
     Kv2 { mount: String, path: String },
     /// `<mount>/issue/<role>`, revoked by serial.
-    Pki { mount: String, role: String, common_name: String },
+    Pki {
+        mount: String,
+        role: String,
+        common_name: String,
+    },
     /// Read `path`, revoke its lease.
     Generic { path: String },
 }
@@ -411,37 +434,46 @@ fn parse_id(what: &str, s: &str, db: &str, errors: &mut Vec<String>) -> Option<u
 impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
+    // NOTE: one `match` per setting, each arm pushing its own error, reads better than
+    // `if let ... else` chains here.
+    #[allow(clippy::single_match_else)]
     fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
         let mut errors = Vec::new();
-        let mut dur = |what: &str, s: &str| match parse_duration(s) {
-            Ok(d) => d,
-            Err(e) => {
+        let dur = |what: &str, s: &str, errors: &mut Vec<String>| {
+            parse_duration(s).unwrap_or_else(|e| {
                 errors.push(format!("{what}: {e}"));
                 Duration::ZERO
-            }
+            })
         };
 
-        let request_timeout = dur("vault.request-timeout", &raw.vault.request_timeout);
+        let request_timeout = dur(
+            "vault.request-timeout",
+            &raw.vault.request_timeout,
+            &mut errors,
+        );
         let mut profiles = BTreeMap::new();
         let mut profile_ttls = Vec::new();
         for (name, p) in &raw.profiles {
-            let default_ttl = dur(&format!("profiles.{name}.default-ttl"), &p.default_ttl);
-            let max_ttl = dur(&format!("profiles.{name}.max-ttl"), &p.max_ttl);
+            let default_ttl = dur(
+                &format!("profiles.{name}.default-ttl"),
+                &p.default_ttl,
+                &mut errors,
+            );
+            let max_ttl = dur(&format!("profiles.{name}.max-ttl"), &p.max_ttl, &mut errors);
             profile_ttls.push((name.clone(), default_ttl, max_ttl));
         }
-        drop(dur);
 
         let address = raw.vault.address.trim_end_matches('/').to_owned();
         if !(address.starts_with("http://") || address.starts_with("https://")) {
-            errors.push(format!("vault.address: {address:?} must start with http:// or https://"));
+            errors.push(format!(
+                "vault.address: {address:?} must start with http:// or https://"
+            ));
         }
         let client_identity = match (raw.vault.client_cert_file, raw.vault.client_key_file) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => {
-                errors.push(
-                    "vault: client-cert-file and client-key-file go together".to_owned(),
-                );
+                errors.push("vault: client-cert-file and client-key-file go together".to_owned());
                 None
             }
         };
@@ -450,9 +482,11 @@ impl TryFrom<RawConfig> for Config {
         let mount = |default: &str| a.mount.clone().unwrap_or_else(|| default.to_owned());
         let auth = match a.method.as_str() {
             "approle" => match (a.role_id_file.clone(), a.secret_id_file.clone()) {
-                (Some(role_id_file), Some(secret_id_file)) => {
-                    Some(AuthConfig::AppRole { mount: mount("approle"), role_id_file, secret_id_file })
-                }
+                (Some(role_id_file), Some(secret_id_file)) => Some(AuthConfig::AppRole {
+                    mount: mount("approle"),
+                    role_id_file,
+                    secret_id_file,
+                }),
                 _ => {
                     errors.push("auth: approle needs role-id-file and secret-id-file".to_owned());
                     None
@@ -465,9 +499,11 @@ impl TryFrom<RawConfig> for Config {
                     (None, None) => None,
                 };
                 match (a.role.clone(), source) {
-                    (Some(role), Some(source)) => {
-                        Some(AuthConfig::Jwt { mount: mount("jwt"), role, source })
-                    }
+                    (Some(role), Some(source)) => Some(AuthConfig::Jwt {
+                        mount: mount("jwt"),
+                        role,
+                        source,
+                    }),
                     _ => {
                         errors.push("auth: jwt needs role and jwt-file or jwt-env".to_owned());
                         None
@@ -481,7 +517,10 @@ impl TryFrom<RawConfig> for Config {
                             .to_owned(),
                     );
                 }
-                Some(AuthConfig::Cert { mount: mount("cert"), role: a.role.clone() })
+                Some(AuthConfig::Cert {
+                    mount: mount("cert"),
+                    role: a.role.clone(),
+                })
             }
             "token" => match a.token_file.clone() {
                 Some(file) => Some(AuthConfig::Token { file }),
@@ -504,10 +543,16 @@ impl TryFrom<RawConfig> for Config {
         if mode & 0o007 != 0 {
             errors.push(format!("socket.mode: {mode:o} lets any local user connect"));
         }
-        let owner =
-            raw.socket.owner.as_deref().and_then(|o| parse_id("socket.owner", o, "/etc/passwd", &mut errors));
-        let group =
-            raw.socket.group.as_deref().and_then(|g| parse_id("socket.group", g, "/etc/group", &mut errors));
+        let owner = raw
+            .socket
+            .owner
+            .as_deref()
+            .and_then(|o| parse_id("socket.owner", o, "/etc/passwd", &mut errors));
+        let group = raw
+            .socket
+            .group
+            .as_deref()
+            .and_then(|g| parse_id("socket.group", g, "/etc/group", &mut errors));
 
         let metrics_listen = raw.metrics.listen.as_deref().and_then(|l| match l.parse() {
             Ok(addr) => Some(addr),
@@ -530,9 +575,10 @@ impl TryFrom<RawConfig> for Config {
                     mount: p.mount.clone().unwrap_or_else(|| "database".to_owned()),
                     role: need("role", p.role.clone(), &mut errors),
                 }),
-                "token" => {
-                    Some(ProfileKind::Token { policies: p.policies.clone(), num_uses: p.num_uses })
-                }
+                "token" => Some(ProfileKind::Token {
+                    policies: p.policies.clone(),
+                    num_uses: p.num_uses,
+                }),
                 "kv2" => Some(ProfileKind::Kv2 {
                     mount: p.mount.clone().unwrap_or_else(|| "secret".to_owned()),
                     path: need("path", p.path.clone(), &mut errors),
@@ -542,9 +588,9 @@ impl TryFrom<RawConfig> for Config {
                     role: need("role", p.role.clone(), &mut errors),
                     common_name: need("common-name", p.common_name.clone(), &mut errors),
                 }),
-                "generic" => {
-                    Some(ProfileKind::Generic { path: need("path", p.path.clone(), &mut errors) })
-                }
+                "generic" => Some(ProfileKind::Generic {
+                    path: need("path", p.path.clone(), &mut errors),
+                }),
                 other => {
                     errors.push(format!(
                         "{ctx}.kind: {other:?} is not one of database, token, kv2, pki, generic"
@@ -607,13 +653,19 @@ impl TryFrom<RawConfig> for Config {
                 request_timeout,
             },
             auth: auth.expect("auth errors are reported above"),
-            socket: SocketConfig { path: raw.socket.path, mode, owner, group },
+            socket: SocketConfig {
+                path: raw.socket.path,
+                mode,
+                owner,
+                group,
+            },
             state_dir: raw.state.dir,
             audit_log: raw.state.audit_log,
             metrics_listen,
-            caller_jwt: raw
-                .caller_jwt
-                .map(|c| CallerJwtConfig { mount: c.mount, role: c.role }),
+            caller_jwt: raw.caller_jwt.map(|c| CallerJwtConfig {
+                mount: c.mount,
+                role: c.role,
+            }),
             admin_uids: raw.admin_uids.into_iter().collect(),
             profiles,
         })
@@ -663,7 +715,9 @@ kind = "database"
 default-ttl = "2h"
 max-ttl = "1h"
 "#;
-        let ConfigError::Invalid(errors) = Config::parse(bad).unwrap_err() else { panic!() };
+        let ConfigError::Invalid(errors) = Config::parse(bad).unwrap_err() else {
+            panic!()
+        };
         assert_eq!(errors.len(), 5, "{errors:#?}");
     }
 

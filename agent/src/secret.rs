@@ -70,14 +70,14 @@ mod tests {
 
     #[test]
     fn debug_and_display_are_redacted() {
-        let s = Secret::from_str_copy("hunter2-very-secret");
-        assert_eq!(format!("{s:?}"), "[redacted]");
-        assert_eq!(format!("{s}"), "[redacted]");
         #[derive(Debug)]
         #[allow(dead_code)]
         struct Holder {
             token: Secret<String>,
         }
+        let s = Secret::from_str_copy("hunter2-very-secret");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(format!("{s}"), "[redacted]");
         let h = Holder { token: s };
         assert!(!format!("{h:?}").contains("hunter2"));
         assert_eq!(h.token.expose(), "hunter2-very-secret");

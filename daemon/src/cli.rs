@@ -50,6 +50,13 @@ pub enum ScanCommand {
         after_help = "Example:\n  ./build.sh 2>&1 | keyward scan stdin --label build-1234.log"
     )]
     Stdin(StdinArgs),
+    /// Scan a git repository's whole history: every blob once, attributed to the commit that
+    /// introduced it, plus commit and tag messages.
+    #[command(after_help = GIT_HELP)]
+    Git(GitArgs),
+    /// Scan container images: every layer (deleted files too), the config and the history.
+    #[command(after_help = IMAGE_HELP)]
+    Image(Box<ImageArgs>),
 }
 
 /// Options shared by every scan.
@@ -113,6 +120,49 @@ pub struct DirArgs {
     /// Skip files larger than this many bytes (default 512 MiB; suffixes K, M, G allowed).
     #[arg(long, value_parser = parse_size)]
     pub max_file_size: Option<u64>,
+    /// Open archives (zip, jar, war, whl, tar, tar.gz, npm .tgz) this many levels deep and scan
+    /// their members (`app.jar!config/app.properties`); 0, the default, opens none.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub archive_depth: u32,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+const GIT_HELP: &str = "Examples:
+  keyward scan git .                          every ref: branches, tags, remotes, stash
+  keyward scan git --include-unreachable repo.git
+  keyward scan git --range origin/main..HEAD .   CI: only what a push adds
+  keyward scan git --state .keyward-git.state .  incremental: only objects new since last run
+  keyward scan git --stats-json stats.json .     counts (blobs scanned, bytes, ...) as JSON";
+
+/// `scan git`.
+#[derive(Debug, Args)]
+pub struct GitArgs {
+    /// A working clone or a bare repository.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Also scan objects that no ref reaches (commits force-pushed away, dropped stashes).
+    #[arg(long)]
+    pub include_unreachable: bool,
+    /// Only blobs introduced by commits not reachable from REV (`REV..` over every ref).
+    #[arg(long, value_name = "REV")]
+    pub since: Option<String>,
+    /// Only blobs introduced by commits in A..B (reachable from B, not from A).
+    #[arg(long, value_name = "A..B")]
+    pub range: Option<String>,
+    /// State file: skip objects an earlier run with the same rules scanned, and record what
+    /// this run scanned.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Write what the scan did (blobs scanned, bytes, commits, submodules, …) as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+    /// Scan blobs that look binary (a NUL byte in the first 8 KiB).
+    #[arg(long)]
+    pub scan_binary: bool,
+    /// Skip blobs larger than this many bytes (default 512 MiB; suffixes K, M, G allowed).
+    #[arg(long, value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
     #[command(flatten)]
     pub scan: ScanArgs,
 }
@@ -123,6 +173,51 @@ pub struct StdinArgs {
     /// Name to put in findings' `path` (e.g. the build log's name).
     #[arg(long)]
     pub label: Option<String>,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+const IMAGE_HELP: &str = "Targets (skopeo's transports):\n  docker-archive:FILE        a `docker save` tarball\n  oci:DIR[:TAG]              an OCI image layout\n  oci-archive:FILE           an OCI layout as a tar\n  docker-daemon:IMAGE[:TAG]  the local Docker engine (DOCKER_HOST honoured)\n  docker://HOST/REPO:TAG     a registry (or @sha256:DIGEST)\n\nExamples:\n  keyward scan image docker-daemon:myapp:latest\n  keyward scan image --format jsonl docker-archive:myapp.tar\n  keyward scan image --insecure --platform linux/arm64 docker://127.0.0.1:5000/team/app:1.4";
+
+/// `scan image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Images to scan; a layer shared between them is scanned once.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Only these platforms of a multi-platform image (`os/arch[/variant]`, repeatable;
+    /// default: all).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Vec<String>,
+    /// Registry user name (with --password; otherwise ~/.docker/config.json is read).
+    #[arg(long, env = "KEYWARD_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+    /// Registry password or token. Prefer the environment variable to the flag.
+    #[arg(long, env = "KEYWARD_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Docker config file with registry credentials (default: $DOCKER_CONFIG/config.json or
+    /// ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Talk plain HTTP to the registry (local test registries).
+    #[arg(long)]
+    pub insecure: bool,
+    /// The Docker engine (`unix:///var/run/docker.sock`, `tcp://HOST:PORT`).
+    #[arg(long, env = "DOCKER_HOST", value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// Levels of archives (zip, jar, war, whl, tar, tar.gz, npm .tgz) opened inside layers;
+    /// 0 opens none.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub archive_depth: u32,
+    /// Largest archive or archive member read into memory (default 64M).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub max_archive_size: Option<u64>,
+    /// Skip files in layers larger than this (default 512 MiB; suffixes K, M, G).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub max_file_size: Option<u64>,
+    /// Scan files that look binary.
+    #[arg(long)]
+    pub scan_binary: bool,
     #[command(flatten)]
     pub scan: ScanArgs,
 }

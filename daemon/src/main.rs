@@ -12,6 +12,8 @@ fn main() {
     let result = match &cli.command {
         Command::Scan(ScanCommand::Dir(a)) => cmd::scan::dir(a, cli.quiet),
         Command::Scan(ScanCommand::Stdin(a)) => cmd::scan::stdin(a, cli.quiet),
+        Command::Scan(ScanCommand::Git(a)) => cmd::git::git(a, cli.quiet),
+        Command::Scan(ScanCommand::Image(a)) => cmd::image::image(a, cli.quiet),
         Command::Rules(RulesCommand::List { rule_files, json }) => {
             cmd::rules::list(rule_files, *json)
         }

@@ -42,55 +42,60 @@ pub(crate) struct Decoded {
     pub(crate) bytes: Vec<u8>,
 }
 
+/// Whether `b` is a base64 body character (either alphabet; not `=`).
+#[inline]
+fn is_body(b: u8) -> bool {
+    CLASS[b as usize] & 31 != 0
+}
+
 /// Calls `f` for each base64 run in `input` that decodes to text.
+///
+/// Runs shorter than [`MIN_RUN`] are skipped without looking at most of their bytes: any run of
+/// `MIN_RUN` or more that starts at or after `i` covers `i + MIN_RUN - 1`, so if that byte is
+/// not base64 the search jumps past it (the skip loop of Boyer-Moore-style searches). Source
+/// code is mostly short words, so this reads a fraction of the input.
 pub(crate) fn for_each_decoded(input: &[u8], mut f: impl FnMut(Decoded)) {
-    let mut i = 0;
     let n = input.len();
-    while i < n {
-        // Skip non-base64 bytes quickly.
-        if CLASS[input[i] as usize] == 0 {
-            i += 1;
+    // Invariant: `i == 0`, or `input[i - 1]` is not a body character, so no run starts before
+    // `i` and continues past it.
+    let mut i = 0;
+    while i + MIN_RUN <= n {
+        let probe = i + MIN_RUN - 1;
+        if !is_body(input[probe]) {
+            i = probe + 1;
             continue;
         }
-        let start = i;
-        let mut seen = 0u8;
-        while i < n {
-            let c = CLASS[input[i] as usize];
-            if c == 0 || c == 32 {
-                break;
-            }
-            seen |= c;
-            i += 1;
+        let mut start = probe;
+        while start > i && is_body(input[start - 1]) {
+            start -= 1;
         }
-        let body_end = i;
-        while i < n && CLASS[input[i] as usize] == 32 {
-            i += 1;
+        let mut body_end = probe + 1;
+        while body_end < n && is_body(input[body_end]) {
+            body_end += 1;
         }
+        let mut end = body_end;
+        while end < n && input[end] == b'=' {
+            end += 1;
+        }
+        i = end;
         let len = body_end - start;
+        if !(MIN_RUN..=MAX_RUN).contains(&len) {
+            continue;
+        }
+        let seen = input[start..body_end].iter().fold(0u8, |acc, &b| acc | CLASS[b as usize]);
         // Real base64 of 15+ bytes of text has lower, upper and digits; identifiers and words
         // (`some_long_function_name`) rarely do. Mixed alphabets are not one encoding.
-        if !(MIN_RUN..=MAX_RUN).contains(&len) || seen & 7 != 7 || seen & 24 == 24 {
+        if seen & 7 != 7 || seen & 24 == 24 {
             continue;
         }
         let body = &input[start..body_end];
-        let engine = if seen & 16 != 0 {
-            &URL_SAFE_NO_PAD
-        } else {
-            &STANDARD_NO_PAD
-        };
+        let engine = if seen & 16 != 0 { &URL_SAFE_NO_PAD } else { &STANDARD_NO_PAD };
         // A length of 1 mod 4 is never valid; drop the last char rather than give up (the run
         // may have swallowed a neighbouring letter).
-        let body = if body.len() % 4 == 1 {
-            &body[..body.len() - 1]
-        } else {
-            body
-        };
+        let body = if body.len() % 4 == 1 { &body[..body.len() - 1] } else { body };
         if let Ok(bytes) = engine.decode(body) {
             if looks_like_text(&bytes) {
-                f(Decoded {
-                    span: start..i,
-                    bytes,
-                });
+                f(Decoded { span: start..end, bytes });
             }
         }
     }

@@ -1,6 +1,8 @@
 //! Subcommands.
 
 pub mod config;
+pub mod git;
+pub mod image;
 pub mod rules;
 pub mod scan;
 

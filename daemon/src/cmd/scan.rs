@@ -159,6 +159,10 @@ pub fn dir(args: &DirArgs, quiet: bool) -> Result<i32> {
             .or(config.max_file_size)
             .unwrap_or(DEFAULT_MAX_FILE_SIZE),
         threads: threads(&args.scan),
+        archives: sources::archive::ArchiveLimits {
+            max_depth: args.archive_depth,
+            ..sources::archive::ArchiveLimits::default()
+        },
     };
     run(&args.scan, quiet, scan, |scan| {
         sources::dir::scan(scan, &args.paths, &opts);

@@ -2,6 +2,7 @@
 
 use crate::finding::Location;
 use crate::scan::Scan;
+use crate::sources::archive::{self, ArchiveLimits};
 use ignore::{WalkBuilder, WalkState};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ pub struct DirOptions {
     pub max_file_size: u64,
     /// Worker threads.
     pub threads: usize,
+    /// Archives opened (`max_depth` 0: none). Archives larger than `max_member_size` are
+    /// scanned as plain files.
+    pub archives: ArchiveLimits,
 }
 
 /// Walks `roots` and scans every file.
@@ -105,6 +109,9 @@ fn read_and_scan(
     if len <= READ_MAX {
         buf.clear();
         file.read_to_end(buf)?;
+        if open_archive(scan, shown, buf, opts) {
+            return Ok(());
+        }
         if !opts.scan_binary && is_binary(buf) {
             scan.skipped(shown, "binary");
             return Ok(());
@@ -112,6 +119,9 @@ fn read_and_scan(
         scan.scan_bytes(buf, location);
     } else if len <= MMAP_MAX {
         let map = map_file(&file)?;
+        if len <= opts.archives.max_member_size && open_archive(scan, shown, &map, opts) {
+            return Ok(());
+        }
         if !opts.scan_binary && is_binary(&map) {
             scan.skipped(shown, "binary");
             return Ok(());
@@ -147,6 +157,37 @@ fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // process truncates the file meanwhile, reads past the new end raise SIGBUS; ripgrep
     // accepts the same trade-off for the speed of mapped reads of large files.
     unsafe { memmap2::MmapOptions::new().populate().map(file) }
+}
+
+/// Scans the members of `data` when it is an archive and archives are opened.
+fn open_archive(scan: &Scan, shown: &str, data: &[u8], opts: &DirOptions) -> bool {
+    struct Members<'a>(&'a Scan, bool);
+    impl archive::Visitor for Members<'_> {
+        fn file(&mut self, path: &str, data: &[u8]) {
+            if !self.1 && is_binary(data) {
+                self.0.skipped(path, "binary");
+                return;
+            }
+            let location = Location {
+                source: "file",
+                path: Some(path.to_owned()),
+                ..Location::default()
+            };
+            self.0.scan_bytes(data, &location);
+        }
+        fn error(&mut self, path: &str, err: &dyn std::fmt::Display) {
+            self.0.error(path, err);
+        }
+        fn skipped(&mut self, path: &str, why: &str) {
+            self.0.skipped(path, why);
+        }
+    }
+    archive::walk(
+        shown,
+        data,
+        &opts.archives,
+        &mut Members(scan, opts.scan_binary),
+    )
 }
 
 /// A NUL byte in the first 8 KiB.

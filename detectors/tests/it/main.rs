@@ -2,3 +2,5 @@
 
 /// Every built-in rule's examples match and its negatives do not; the pack's size and coverage.
 mod rules;
+/// Engine behaviour: tables of cases, validation, canaries, streaming, never panicking.
+mod engine;

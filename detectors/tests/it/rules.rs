@@ -52,3 +52,65 @@ fn every_rule_has_two_examples_and_a_negative() {
         "rules with < 2 examples or no negative: {thin:?}"
     );
 }
+
+/// The built-in pack is big enough and covers every provider family keyward promises to find.
+#[test]
+fn builtin_pack_covers_required_providers() {
+    let rules = RuleSet::builtin().unwrap();
+    assert!(rules.len() >= 120, "only {} built-in rules", rules.len());
+    // Id prefixes, one per provider or family.
+    let required = "aws- gcp- azure- github- gitlab- bitbucket- npm- npmrc- pypi- pypirc- rubygems- \
+        nuget- docker- netrc- slack- discord- telegram- microsoft-teams- stripe- square- braintree- \
+        paypal- shopify- twilio- sendgrid- mailgun- mailchimp- openai- anthropic- huggingface- \
+        cohere- datadog- newrelic- sentry- grafana- pagerduty- vault- terraform- digitalocean- \
+        heroku- cloudflare- fastly- linode- okta- atlassian- twitter- facebook- firebase- postman- \
+        databricks- doppler- 1password- private-key- jwt connection-string- url-credentials- \
+        kubernetes- kubeconfig- htpasswd- generic-";
+    let missing: Vec<_> = required
+        .split_whitespace()
+        .filter(|p| !rules.rules().iter().any(|r| r.id().as_str().starts_with(p)))
+        .collect();
+    assert!(missing.is_empty(), "no built-in rule for: {missing:?}");
+    // Specific formats the pack must know, by id.
+    for id in [
+        "aws-access-key-id",
+        "aws-secret-access-key",
+        "aws-session-token",
+        "gcp-api-key",
+        "gcp-service-account-key",
+        "azure-storage-account-key",
+        "azure-sas-token",
+        "github-pat-classic",
+        "github-pat-fine-grained",
+        "gitlab-pat",
+        "npm-access-token",
+        "private-key-rsa",
+        "private-key-openssh",
+        "private-key-pkcs8",
+        "private-key-pkcs8-encrypted",
+        "private-key-pgp",
+        "private-key-putty",
+        "connection-string-postgres",
+        "connection-string-mongodb",
+        "generic-password",
+    ] {
+        assert!(rules.get(id).is_some(), "missing rule {id}");
+    }
+    // Checksummed token families carry their validator.
+    for r in rules.rules() {
+        let id = r.id().as_str();
+        if id.starts_with("github-")
+            && r.keywords()
+                .iter()
+                .any(|k| k.len() == 4 && k.ends_with('_'))
+        {
+            assert_eq!(r.validator(), Some("github-checksum"), "{id}");
+        }
+        assert!(!r.description().is_empty(), "{id} has no description");
+    }
+    assert_eq!(
+        rules.get("npm-access-token").and_then(|r| r.validator()),
+        Some("npm-checksum")
+    );
+    assert_eq!(rules.get("jwt").and_then(|r| r.validator()), Some("jwt"));
+}

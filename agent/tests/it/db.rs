@@ -1,0 +1,105 @@
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::fixture::{Fixture, assert_all_gone, my_uid, process_alive};
+
+fn db_fixture() -> Fixture {
+    let mut fx = Fixture::new(true);
+    fx.write_config(&Fixture::db_profile(&[my_uid()]));
+    fx.start_agent();
+    fx
+}
+
+#[test]
+fn run_connects_and_everything_is_revoked_after_exit() {
+    let fx = db_fixture();
+    let script = fx.db_script("exit 7");
+    let started = Instant::now();
+    let status = fx
+        .run_cmd(&["db"], &["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    let exited = Instant::now();
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "run must exit with the command status\nbg: {}",
+        fx.read("bg.log")
+    );
+    let user = fx.read("user");
+    assert!(user.starts_with("v-"), "connected as {user:?}");
+    // Revocation is synchronous with `run`'s exit: already gone when it returns.
+    assert_all_gone(&fx, &user, Duration::from_secs(1));
+    println!(
+        "run took {:?}, revocation checked {:?} after exit",
+        exited - started,
+        exited.elapsed()
+    );
+}
+
+#[test]
+fn kill_9_of_the_command_revokes() {
+    let fx = db_fixture();
+    let script = fx.db_script("exec sleep 300");
+    let mut run = fx
+        .run_cmd(&["db"], &["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        fx.wait_file("ready", Duration::from_secs(30)),
+        "command did not start\n{}",
+        fx.agent_log()
+    );
+    let user = fx.read("user");
+    assert!(fx.pg.as_ref().unwrap().role_exists(&user));
+    let pid: u32 = fx.read("cmd.pid").parse().unwrap();
+    keyward_tests::signal(pid, "KILL");
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 9));
+    assert_all_gone(&fx, &user, Duration::from_secs(1));
+}
+
+#[test]
+fn kill_9_of_run_kills_the_command_and_revokes() {
+    let fx = db_fixture();
+    let script = fx.db_script("exec sleep 300");
+    let mut run = fx
+        .run_cmd(&["db"], &["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        fx.wait_file("ready", Duration::from_secs(30)),
+        "command did not start\n{}",
+        fx.agent_log()
+    );
+    let user = fx.read("user");
+    let cmd_pid: u32 = fx.read("cmd.pid").parse().unwrap();
+    keyward_tests::signal(run.id(), "KILL");
+    run.wait().unwrap();
+    assert_all_gone(&fx, &user, Duration::from_secs(2));
+    let dead = keyward_tests::wait_for(Duration::from_secs(5), || {
+        (!process_alive(cmd_pid)).then_some(())
+    });
+    assert!(dead.is_some(), "the command outlived `run`");
+}
+
+#[test]
+fn session_ttl_running_out_revokes_while_the_command_still_runs() {
+    let fx = db_fixture();
+    let script = fx.db_script("sleep 8; exit 3");
+    let mut cmd = std::process::Command::new(crate::fixture::agent_bin());
+    cmd.args(["run", "--profile", "db", "--ttl", "3s", "--", "sh", "-c", &script])
+        .env("KEYWARD_AGENT_SOCKET", fx.socket())
+        .stdin(Stdio::null());
+    let mut run = cmd.spawn().unwrap();
+    assert!(fx.wait_file("ready", Duration::from_secs(30)), "{}", fx.agent_log());
+    let user = fx.read("user");
+    // The TTL ends the session before the command does.
+    assert_all_gone(&fx, &user, Duration::from_secs(5));
+    assert!(run.try_wait().unwrap().is_none(), "the command is still running");
+    assert_eq!(run.wait().unwrap().code(), Some(3));
+    assert!(fx.audit_events().iter().any(|e| e["event"] == "end" && e["reason"] == "ttl"));
+}

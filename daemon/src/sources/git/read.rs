@@ -1,0 +1,173 @@
+//! The second pass: read each new blob once and scan it, on every core.
+//!
+//! `git2::Repository` is `Send` but not `Sync`, so each worker opens its own repository and
+//! reads through its own object database; workers take blobs in small chunks from a shared
+//! cursor over the job list.
+
+use super::oid::ObjectId;
+use crate::scan::Scan;
+use crate::sources::dir::is_binary;
+use crate::suppress::allowed_inline;
+use anyhow::{Context, Result};
+use keyward_detectors::Match;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Blobs a worker takes at a time.
+const CHUNK: usize = 32;
+/// Git LFS pointer files start with this and are small; the content is elsewhere.
+const LFS_PREFIX: &[u8] = b"version https://git-lfs.github.com/spec/";
+/// Pointer files are ~130 bytes; git-lfs itself refuses pointers over 1 KiB.
+const LFS_MAX: usize = 1024;
+
+/// Options of the blob pass.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Scan blobs that look binary.
+    pub scan_binary: bool,
+    /// Largest blob scanned.
+    pub max_file_size: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// The repository is a partial clone: a missing blob is expected, not an error.
+    pub partial: bool,
+}
+
+/// Counters of the blob pass.
+#[derive(Debug, Default)]
+pub struct ReadCounts {
+    /// Blobs scanned.
+    pub scanned: AtomicU64,
+    /// Bytes of the blobs scanned.
+    pub bytes: AtomicU64,
+    /// Skipped: binary.
+    pub binary: AtomicU64,
+    /// Skipped: larger than the maximum.
+    pub large: AtomicU64,
+    /// Skipped: Git LFS pointers.
+    pub lfs: AtomicU64,
+}
+
+/// What the blob pass found.
+#[derive(Default)]
+pub struct ReadResult {
+    /// Blobs with matches (after `keyward:allow`).
+    pub hits: Vec<(ObjectId, Vec<Match>)>,
+    /// Blobs not in the object database (partial or damaged clone).
+    pub missing: Vec<ObjectId>,
+    /// Blobs that could not be read (corrupt); each was reported.
+    pub unreadable: Vec<ObjectId>,
+}
+
+/// Reads and scans `jobs` in parallel.
+///
+/// # Errors
+/// A worker could not open the repository.
+pub fn scan_blobs(
+    git_dir: &Path,
+    jobs: &[ObjectId],
+    scan: &Scan,
+    opts: &ReadOptions,
+    counts: &ReadCounts,
+) -> Result<ReadResult> {
+    let cursor = AtomicUsize::new(0);
+    let result = Mutex::new(ReadResult::default());
+    let threads = opts.threads.clamp(1, jobs.len().div_ceil(CHUNK).max(1));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    let repo = git2::Repository::open(git_dir)
+                        .with_context(|| format!("opening {}", git_dir.display()))?;
+                    let odb = repo.odb().context("opening the object database")?;
+                    let mut local = ReadResult::default();
+                    loop {
+                        let start = cursor.fetch_add(CHUNK, Relaxed);
+                        if start >= jobs.len() {
+                            break;
+                        }
+                        for &id in &jobs[start..(start + CHUNK).min(jobs.len())] {
+                            scan_one(&odb, id, scan, opts, counts, &mut local);
+                        }
+                    }
+                    let mut all = result
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    all.hits.append(&mut local.hits);
+                    all.missing.append(&mut local.missing);
+                    all.unreadable.append(&mut local.unreadable);
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("a blob worker panicked"))
+    })?;
+    Ok(result
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+fn scan_one(
+    odb: &git2::Odb<'_>,
+    id: ObjectId,
+    scan: &Scan,
+    opts: &ReadOptions,
+    counts: &ReadCounts,
+    out: &mut ReadResult,
+) {
+    let obj = match odb.read(id.to_git2()) {
+        Ok(o) => o,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => {
+            if !opts.partial {
+                scan.error(&format!("blob {id}"), &e.message());
+            }
+            out.missing.push(id);
+            return;
+        }
+        Err(e) => {
+            scan.error(&format!("blob {id}"), &e.message());
+            out.unreadable.push(id);
+            return;
+        }
+    };
+    let data = obj.data();
+    if data.len() as u64 > opts.max_file_size {
+        counts.large.fetch_add(1, Relaxed);
+        scan.skipped(&format!("blob {id}"), "larger than --max-file-size");
+        return;
+    }
+    if data.len() <= LFS_MAX && data.starts_with(LFS_PREFIX) {
+        counts.lfs.fetch_add(1, Relaxed);
+        scan.skipped(&format!("blob {id}"), "Git LFS pointer");
+        return;
+    }
+    if !opts.scan_binary && is_binary(data) {
+        counts.binary.fetch_add(1, Relaxed);
+        scan.skipped(&format!("blob {id}"), "binary");
+        return;
+    }
+    counts.scanned.fetch_add(1, Relaxed);
+    counts.bytes.fetch_add(data.len() as u64, Relaxed);
+    scan.stats.files.fetch_add(1, Relaxed);
+    scan.stats.bytes.fetch_add(data.len() as u64, Relaxed);
+    let matches = scan.scanner().scan(data);
+    if matches.is_empty() {
+        return;
+    }
+    let kept: Vec<Match> = matches
+        .into_iter()
+        .filter(|m| {
+            let allowed = allowed_inline(data, m.span.start);
+            if allowed {
+                scan.stats.suppressed.fetch_add(1, Relaxed);
+            }
+            !allowed
+        })
+        .collect();
+    if !kept.is_empty() {
+        out.hits.push((id, kept));
+    }
+}

@@ -1,0 +1,18 @@
+//! End-to-end tests of the `keyward` binary.
+
+/// Shared helpers: the binary, planted tokens, temp trees.
+mod support;
+
+/// `scan dir`: findings, locations, suppression, exit codes, bad input.
+mod dir;
+/// `scan git`: history walk, attribution, in_head, refs, ranges, state, damaged repositories.
+mod git;
+/// `scan stdin`: streaming, chunk boundaries, `-`.
+mod stdin;
+/// Report formats: json, jsonl, text, SARIF (validated against the 2.1.0 schema).
+mod reports;
+/// `rules list`, `rules check`, `config example`, `config check`.
+mod rules_cmd;
+/// `scan image`: images built by the Docker engine, read four ways (engine, `docker save`,
+/// OCI layout, registry) and compared; whiteouts, corrupt layers, digest mismatches, indexes.
+mod image;
