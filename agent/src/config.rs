@@ -722,6 +722,13 @@ max-ttl = "1h"
     }
 
     #[test]
+    fn the_packaged_example_is_valid() {
+        let c = Config::parse(include_str!("../../packaging/agent.toml")).unwrap();
+        assert_eq!(c.profiles.len(), 5);
+        assert!(c.caller_jwt.is_some());
+    }
+
+    #[test]
     fn rejects_unknown_fields() {
         let bad = GOOD.replace("[vault]", "[vault]\nadress = \"x\"");
         assert!(matches!(Config::parse(&bad), Err(ConfigError::Parse(_))));

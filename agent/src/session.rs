@@ -14,7 +14,7 @@ use crate::auth::{Auth, refresh_in};
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::lease::{Caller, Credential, SessionId, now_unix};
-use crate::ledger::{Ledger, SessionRecord};
+use crate::ledger::{Durability, Ledger, SessionRecord};
 use crate::metrics::Metrics;
 use crate::profile::{self, Field};
 use crate::secret::Secret;
@@ -78,7 +78,7 @@ pub struct Agent {
     cfg: Config,
     vault: VaultClient,
     auth: Arc<Auth>,
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
     live: Mutex<HashMap<SessionId, Arc<Live>>>,
@@ -125,7 +125,7 @@ impl Agent {
             cfg,
             vault,
             auth,
-            ledger,
+            ledger: Arc::new(ledger),
             audit,
             metrics,
             live: Mutex::new(HashMap::new()),
@@ -152,8 +152,8 @@ impl Agent {
     }
 
     /// Revokes everything an earlier run left in the ledger (in the background).
-    pub fn recover(self: &Arc<Self>) -> std::io::Result<usize> {
-        let records = self.ledger.load_all()?;
+    pub fn recover(self: &Arc<Self>) -> usize {
+        let records = self.ledger.load_all();
         let n = records.len();
         for rec in records {
             for cred in rec.pending() {
@@ -168,7 +168,7 @@ impl Agent {
             );
             self.spawn_retry(rec, Duration::ZERO);
         }
-        Ok(n)
+        n
     }
 
     /// Opens a session for `caller`.
@@ -288,11 +288,13 @@ impl Agent {
             accessor: session_token.accessor.clone(),
             expires: deadline,
         });
-        // 2. Ledger before anything is issued.
-        if let Err(e) = self.ledger.write(&record) {
+        // 2. Ledger before anything is issued; its fsync overlaps the issuing round trips.
+        if let Err(e) = self.ledger.write(&record, Durability::Written) {
             self.fail_open(record, &caller, &req, &e.to_string()).await;
             return Err(e.into());
         }
+        let ledger = self.ledger.clone();
+        let token_synced = tokio::task::spawn_blocking(move || ledger.sync());
         let (ended_tx, ended_rx) = watch::channel(None);
         let live = Arc::new(Live {
             record: Mutex::new(record.clone()),
@@ -346,9 +348,29 @@ impl Agent {
                 }
             }
         }
-        // 4. Ledger again, before the values leave the agent.
+        // 4. Ledger again, before the values leave the agent (see `ledger` for durability).
         *live.record.lock().expect("lock") = record.clone();
-        if let Err(e) = self.ledger.write(&record) {
+        let has_cert = record
+            .credentials
+            .iter()
+            .any(|c| matches!(c, Credential::Cert { .. }));
+        let written = match self.ledger.write(&record, Durability::Written) {
+            Ok(()) => token_synced
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Err(e) => Err(e),
+        };
+        let synced = match written {
+            Ok(()) if has_cert => {
+                let ledger = self.ledger.clone();
+                tokio::task::spawn_blocking(move || ledger.sync())
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            }
+            other => other,
+        };
+        if let Err(e) = synced {
+            tracing::error!(error = %e, "Could not write the ledger; revoking the session.");
             self.end(&id, "ledger-failed").await;
             return Err(e.into());
         }
@@ -467,7 +489,7 @@ impl Agent {
                 warn!(error = %e, "Could not remove a ledger entry.");
             }
         } else {
-            if let Err(e) = self.ledger.write(&record) {
+            if let Err(e) = self.ledger.write(&record, Durability::Synced) {
                 tracing::error!(error = %e, session = %record.session, "Could not update the ledger; revocation state may be lost on restart.");
             }
             self.spawn_retry(record, Duration::from_millis(250));
@@ -592,7 +614,7 @@ impl Agent {
                     }
                     return;
                 }
-                if let Err(e) = this.ledger.write(&record) {
+                if let Err(e) = this.ledger.write(&record, Durability::Synced) {
                     warn!(error = %e, "Could not update the ledger.");
                 }
                 this.pending

@@ -132,10 +132,10 @@ impl Suppressor {
         if self.ignored.contains(&f.fingerprint) {
             return Some(Reason::Ignored);
         }
-        if let Some(p) = &f.location.path {
-            if self.allow_paths.iter().any(|re| re.is_match(p)) {
-                return Some(Reason::Allowlist);
-            }
+        if let Some(p) = &f.location.path
+            && self.allow_paths.iter().any(|re| re.is_match(p))
+        {
+            return Some(Reason::Allowlist);
         }
         if !self.allow_secrets.is_empty() {
             let s = String::from_utf8_lossy(f.secret.expose());

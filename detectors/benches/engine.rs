@@ -24,7 +24,9 @@ fn corpus() -> Vec<u8> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<u8>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = rd.flatten().collect();
     entries.sort_by_key(std::fs::DirEntry::path);
     for e in entries {
@@ -34,10 +36,12 @@ fn walk(dir: &Path, out: &mut Vec<u8>) {
         let p = e.path();
         if p.is_dir() {
             walk(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs" || x == "c" || x == "h") {
-            if let Ok(b) = std::fs::read(&p) {
-                out.extend_from_slice(&b);
-            }
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "rs" || x == "c" || x == "h")
+            && let Ok(b) = std::fs::read(&p)
+        {
+            out.extend_from_slice(&b);
         }
     }
 }
@@ -50,10 +54,16 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     // Scanned in 1 MiB pieces, as the directory walker hands over files and chunks.
     g.bench_function("scan_source_1core", |b| {
-        b.iter(|| data.chunks(1 << 20).map(|c| scanner.scan(c).len()).sum::<usize>());
+        b.iter(|| {
+            data.chunks(1 << 20)
+                .map(|c| scanner.scan(c).len())
+                .sum::<usize>()
+        });
     });
     g.finish();
-    c.bench_function("compile_builtin_rules", |b| b.iter(|| RuleSet::builtin().expect("rules")));
+    c.bench_function("compile_builtin_rules", |b| {
+        b.iter(|| RuleSet::builtin().expect("rules"))
+    });
 }
 
 criterion_group!(benches, bench);

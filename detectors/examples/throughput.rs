@@ -6,6 +6,8 @@
 //! Loads every regular file under DIR (up to 2 GiB) into memory first, so only the engine is
 //! timed, then scans the whole set once per thread count, files handed out from a shared index.
 
+#![allow(clippy::print_stdout)] // a benchmark prints its results
+
 use keyward_detectors::{RuleSet, Scanner};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,16 +15,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 fn collect(dir: &Path, out: &mut Vec<Vec<u8>>, total: &mut usize) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
             collect(&e.path(), out, total);
-        } else if ft.is_file() && *total < (2 << 30) {
-            if let Ok(b) = std::fs::read(e.path()) {
-                *total += b.len();
-                out.push(b);
-            }
+        } else if ft.is_file()
+            && *total < (2 << 30)
+            && let Ok(b) = std::fs::read(e.path())
+        {
+            *total += b.len();
+            out.push(b);
         }
     }
 }
@@ -31,7 +36,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let dir = args.next().expect("usage: throughput DIR [THREADS...]");
     let threads: Vec<usize> = args.map(|a| a.parse().expect("thread count")).collect();
-    let threads = if threads.is_empty() { vec![1, 2] } else { threads };
+    let threads = if threads.is_empty() {
+        vec![1, 2]
+    } else {
+        threads
+    };
     let mut files = Vec::new();
     let mut total = 0;
     collect(Path::new(&dir), &mut files, &mut total);
@@ -40,7 +49,9 @@ fn main() {
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;
     // KEYWARD_BENCH_NO_DECODE=1 measures the keyword pass alone, without base64 decoding.
     let decode = std::env::var_os("KEYWARD_BENCH_NO_DECODE").is_none();
-    let scanner = Scanner::builder(rules.clone()).decode_base64(decode).build();
+    let scanner = Scanner::builder(rules.clone())
+        .decode_base64(decode)
+        .build();
     println!(
         "corpus: {} files, {:.1} MB; {} rules compiled in {compile_ms:.1} ms",
         files.len(),
@@ -54,7 +65,8 @@ fn main() {
         let t = Instant::now();
         std::thread::scope(|s| {
             for _ in 0..n {
-                let (files, next, found, scanner) = (files.clone(), next.clone(), found.clone(), scanner.clone());
+                let (files, next, found, scanner) =
+                    (files.clone(), next.clone(), found.clone(), scanner.clone());
                 s.spawn(move || {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);

@@ -35,6 +35,11 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// Lower, upper and digit classes together.
+const TEXT_MIX: u8 = 0b111;
+/// The standard (`+/`) and URL-safe (`-_`) specials together.
+const BOTH_ALPHABETS: u8 = 0b1_1000;
+
 /// A decoded run.
 pub(crate) struct Decoded {
     /// Where the encoded run sits in the input.
@@ -82,21 +87,34 @@ pub(crate) fn for_each_decoded(input: &[u8], mut f: impl FnMut(Decoded)) {
         if !(MIN_RUN..=MAX_RUN).contains(&len) {
             continue;
         }
-        let seen = input[start..body_end].iter().fold(0u8, |acc, &b| acc | CLASS[b as usize]);
+        let seen = input[start..body_end]
+            .iter()
+            .fold(0u8, |acc, &b| acc | CLASS[b as usize]);
         // Real base64 of 15+ bytes of text has lower, upper and digits; identifiers and words
         // (`some_long_function_name`) rarely do. Mixed alphabets are not one encoding.
-        if seen & 7 != 7 || seen & 24 == 24 {
+        if seen & TEXT_MIX != TEXT_MIX || seen & BOTH_ALPHABETS == BOTH_ALPHABETS {
             continue;
         }
         let body = &input[start..body_end];
-        let engine = if seen & 16 != 0 { &URL_SAFE_NO_PAD } else { &STANDARD_NO_PAD };
+        let engine = if seen & 0b1_0000 != 0 {
+            &URL_SAFE_NO_PAD
+        } else {
+            &STANDARD_NO_PAD
+        };
         // A length of 1 mod 4 is never valid; drop the last char rather than give up (the run
         // may have swallowed a neighbouring letter).
-        let body = if body.len() % 4 == 1 { &body[..body.len() - 1] } else { body };
-        if let Ok(bytes) = engine.decode(body) {
-            if looks_like_text(&bytes) {
-                f(Decoded { span: start..end, bytes });
-            }
+        let body = if body.len() % 4 == 1 {
+            &body[..body.len() - 1]
+        } else {
+            body
+        };
+        if let Ok(bytes) = engine.decode(body)
+            && looks_like_text(&bytes)
+        {
+            f(Decoded {
+                span: start..end,
+                bytes,
+            });
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`Scanner`]: the two-stage matcher.
 //!
-//! Stage one runs one Aho-Corasick automaton over every keyword of every rule, in a single pass.
+//! Stage one finds every keyword of every rule in a single pass ([`crate::keywords`]).
 //! Each hit opens a window of the rule's `window` bytes on both sides; windows of the same rule
 //! that touch are merged, so overlapping windows never report a match twice. Stage two runs each
 //! rule's regex only inside its windows. See `detectors/DESIGN.md`.
@@ -9,7 +9,6 @@ use crate::canary::{CANARY_RULE_ID, Canaries};
 use crate::encoded;
 use crate::placeholder::is_placeholder;
 use crate::{Encoding, Fingerprint, Match, RuleId, RuleSet, Secret, Severity, Validation};
-use aho_corasick::Input;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -37,16 +36,19 @@ pub struct ScannerBuilder {
 
 impl ScannerBuilder {
     /// Share this canary set (default: a new empty one).
+    #[must_use]
     pub fn canaries(mut self, canaries: Arc<Canaries>) -> Self {
         self.canaries = Some(canaries);
         self
     }
     /// Decode base64 runs and scan the decoded bytes too (default: on).
+    #[must_use]
     pub fn decode_base64(mut self, yes: bool) -> Self {
         self.decode_base64 = yes;
         self
     }
     /// Report matches whose validator failed, marked as such (default: off, they are dropped).
+    #[must_use]
     pub fn keep_failed_validation(mut self, yes: bool) -> Self {
         self.keep_failed_validation = yes;
         self
@@ -132,15 +134,15 @@ impl Scanner {
     fn scan_plain(&self, input: &[u8], windows: &mut Vec<Window>, out: &mut Vec<Match>) {
         windows.clear();
         let rs = &*self.rules;
-        for hit in rs.keywords.find_overlapping_iter(Input::new(input)) {
-            for &r in &rs.keyword_rules[hit.pattern().as_usize()] {
+        rs.keywords.for_each_hit(input, |hit| {
+            for &r in &rs.keyword_rules[hit.keyword as usize] {
                 let w = rs.rules[r as usize].window;
                 windows.push((
                     r,
-                    hit.start().saturating_sub(w)..(hit.end() + w).min(input.len()),
+                    hit.start.saturating_sub(w)..(hit.end + w).min(input.len()),
                 ));
             }
-        }
+        });
         if !windows.is_empty() {
             windows.sort_unstable_by_key(|(r, w)| (*r, w.start));
             let mut current: Option<Window> = None;

@@ -1,7 +1,7 @@
 //! keyward's detection engine: bytes in, matches out.
 //!
 //! - [`RuleSet`]: rules as data (TOML), compiled once; the built-in pack ships inside the crate.
-//! - [`Scanner`]: the two-stage matcher — one Aho-Corasick pass over every rule's keywords,
+//! - [`Scanner`]: the two-stage matcher — one pass over the input for every rule's keywords,
 //!   then each rule's regex only in bounded windows around its hits — plus exact-match
 //!   [`Canaries`] and base64 decoding.
 //! - [`Match`]: rule, span, line and column, entropy, [`Validation`], [`Fingerprint`], and the
@@ -42,6 +42,7 @@ mod engine;
 mod entropy;
 mod error;
 mod fingerprint;
+mod keywords;
 mod matches;
 mod placeholder;
 mod redact;

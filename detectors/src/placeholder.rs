@@ -66,13 +66,12 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         return true;
     }
     // `$VAR`, `%VAR%`, `@VAR@`: a reference to the value, not the value.
-    if let [b'$' | b'%' | b'@', rest @ ..] = secret {
-        if rest
+    if let [b'$' | b'%' | b'@', rest @ ..] = secret
+        && rest
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'%' | b'@' | b'{' | b'}'))
-        {
-            return true;
-        }
+    {
+        return true;
     }
     too_regular(secret)
 }

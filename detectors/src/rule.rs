@@ -161,7 +161,7 @@ impl fmt::Debug for Rule {
         f.debug_struct("Rule")
             .field("id", &self.id)
             .field("source", &self.source)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

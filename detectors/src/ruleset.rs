@@ -1,19 +1,19 @@
 //! [`RuleSet`]: every compiled rule plus the one keyword automaton over all of them.
 
+use crate::keywords::KeywordIndex;
 use crate::rule::{self, RawRuleFile, Rule};
 use crate::{Error, ErrorKind};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::collections::{BTreeMap, HashMap};
 
 include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
 /// A compiled, immutable set of rules. Build one with [`RuleSet::builder`]; share it with `Arc`.
 ///
-/// Invariant: every rule has at least one keyword, and every keyword of every rule is a pattern
-/// of `keywords`; `keyword_rules[p]` lists the rules that pattern `p` triggers.
+/// Invariant: every rule has at least one keyword, and every keyword of every rule is in
+/// `keywords`; `keyword_rules[k]` lists the rules that keyword `k` triggers.
 pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,
-    pub(crate) keywords: AhoCorasick,
+    pub(crate) keywords: KeywordIndex,
     pub(crate) keyword_rules: Vec<Vec<u32>>,
 }
 
@@ -80,24 +80,28 @@ impl RuleSet {
 
 impl RuleSetBuilder {
     /// Include (default) or leave out the built-in rule pack.
+    #[must_use]
     pub fn builtin(mut self, yes: bool) -> Self {
         self.builtin = yes;
         self
     }
 
     /// Adds a rule file's TOML text; `name` is used in error messages.
+    #[must_use]
     pub fn add_source(mut self, name: impl Into<String>, toml_text: impl Into<String>) -> Self {
         self.sources.push((name.into(), toml_text.into()));
         self
     }
 
     /// Keep only the rules with these ids (all others are not compiled at all).
+    #[must_use]
     pub fn only<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ids: I) -> Self {
         self.only = Some(ids.into_iter().map(Into::into).collect());
         self
     }
 
     /// Leave out the rules with these ids.
+    #[must_use]
     pub fn disable<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ids: I) -> Self {
         self.disabled.extend(ids.into_iter().map(Into::into));
         self
@@ -175,7 +179,7 @@ impl RuleSetBuilder {
     }
 }
 
-/// Builds the keyword automaton.
+/// Builds the keyword index.
 fn index(rules: Vec<Rule>) -> RuleSet {
     // Keywords are ASCII-case-insensitive: dedupe them by lowercase form.
     let mut by_keyword: BTreeMap<Vec<u8>, Vec<u32>> = BTreeMap::new();
@@ -190,21 +194,7 @@ fn index(rules: Vec<Rule>) -> RuleSet {
         }
     }
     let (patterns, keyword_rules): (Vec<Vec<u8>>, Vec<Vec<u32>>) = by_keyword.into_iter().unzip();
-    // Standard semantics + overlapping search: a hit on `api_key` must not hide a hit on `key`
-    // inside it. A full DFA: a few hundred keywords make a table of a few MB, and a DFA is the
-    // fastest automaton to run, which is the whole cost of the first stage.
-    let keywords = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(&patterns)
-        .or_else(|_| {
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(&patterns)
-        })
-        .expect("keyword automaton builds: keywords are plain literals");
+    let keywords = KeywordIndex::new(&patterns);
     RuleSet {
         rules,
         keywords,

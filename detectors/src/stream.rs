@@ -6,6 +6,9 @@ use crate::{Match, Scanner};
 /// memory flat.
 pub const DEFAULT_CHUNK: usize = 1 << 20;
 
+/// A predicate on (buffer, offset of a match in it).
+type MatchFilter<'s> = Box<dyn FnMut(&[u8], usize) -> bool + 's>;
+
 /// Scans input that arrives in pieces (a pipe, a build log, a large layer entry) with memory
 /// bounded by the chunk size plus a fixed overlap, whatever the input's length.
 ///
@@ -16,7 +19,7 @@ pub struct StreamScanner<'s> {
     scanner: &'s Scanner,
     /// Called with the current buffer and a match's offset in it; `false` drops the match
     /// (e.g. a `keyward:allow` comment on its line, which only the buffer can show).
-    filter: Option<Box<dyn FnMut(&[u8], usize) -> bool + 's>>,
+    filter: Option<MatchFilter<'s>>,
     chunk: usize,
     overlap: usize,
     buf: Vec<u8>,
@@ -50,7 +53,8 @@ impl<'s> StreamScanner<'s> {
         StreamScanner {
             scanner,
             filter: None,
-            chunk: chunk.max(overlap * 2),
+            // At least 4× the overlap, so each round drops at least half of what it scanned.
+            chunk: chunk.max(overlap * 4),
             overlap,
             buf: Vec::new(),
             report_from: 0,
@@ -100,10 +104,10 @@ impl<'s> StreamScanner<'s> {
             if m.span.start < self.report_from || (m.span.start >= limit && !last) {
                 continue;
             }
-            if let Some(f) = &mut self.filter {
-                if !f(&self.buf, m.span.start) {
-                    continue;
-                }
+            if let Some(f) = &mut self.filter
+                && !f(&self.buf, m.span.start)
+            {
+                continue;
             }
             if m.line == 1 {
                 m.column += self.base_column;

@@ -145,10 +145,10 @@ fn pem_private_key_ok(secret: &[u8]) -> bool {
     };
     let mut body = &body_and_end[..end];
     // PGP armor and traditional encrypted PEM carry `Key: value` headers before a blank line.
-    if let Some(blank) = body.find("\n\n").or_else(|| body.find("\r\n\r\n")) {
-        if body[..blank].contains(':') {
-            body = &body[blank..];
-        }
+    if let Some(blank) = body.find("\n\n").or_else(|| body.find("\r\n\r\n"))
+        && body[..blank].contains(':')
+    {
+        body = &body[blank..];
     }
     // PGP armor ends the body with a `=XXXX` CRC-24 line.
     let body: String = body

@@ -14,7 +14,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use super::exit;
 use crate::api::Response;
 use crate::api::client::Client;
 use crate::env_vars::{self, Env};
@@ -138,8 +137,8 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
     };
     drop(credentials);
     let parent = rustix::process::getpid();
-    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (prctl, getppid, _exit via `std::process::exit` is avoided).
+    // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
+    // system calls (prctl, getppid); it allocates nothing.
     #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(move || {
@@ -147,7 +146,8 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
             // the socket close and revokes.
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             if rustix::process::getppid() != Some(parent) {
-                return Err(std::io::Error::other("parent exited before exec"));
+                // ESRCH: the parent is gone already (no allocation after fork).
+                return Err(std::io::Error::from_raw_os_error(3));
             }
             Ok(())
         });
@@ -240,6 +240,3 @@ fn cleanup(dir: Option<&PathBuf>) {
         warn!(error = %e, "Could not remove the credentials directory.");
     }
 }
-
-/// Exit code for errors before the command ran.
-pub const SETUP_FAILED: u8 = exit::ERROR;

@@ -68,7 +68,8 @@ pub async fn serve(cfg: Config, env: &impl Env) -> anyhow::Result<u8> {
     let auth = Arc::new(Auth::new(cfg.auth.clone(), vault.clone()));
     let audit = AuditLog::open(&cfg.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.audit_log.display()))?;
-    let ledger = Ledger::open(&cfg.state_dir)?;
+    let ledger = Ledger::open(&cfg.state_dir)
+        .with_context(|| format!("opening the ledger in {}", cfg.state_dir.display()))?;
     let socket = listener(&cfg.socket, env)?;
     let metrics_listener = match cfg.metrics_listen {
         Some(addr) => Some(
@@ -92,7 +93,7 @@ pub async fn serve(cfg: Config, env: &impl Env) -> anyhow::Result<u8> {
         warn!(error = %e, "First login failed; retrying in the background.");
     }
     tokio::spawn(auth.clone().maintain(metrics.clone()));
-    let orphans = agent.recover().context("reading the ledger")?;
+    let orphans = agent.recover();
     if orphans > 0 {
         info!(
             sessions = orphans,

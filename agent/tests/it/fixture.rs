@@ -209,8 +209,22 @@ impl Fixture {
         std::fs::read_to_string(self.path("agent.log")).unwrap_or_default()
     }
 
-    pub(crate) fn ledger_dir(&self) -> PathBuf {
-        self.path("state/ledger")
+    /// The ledger journal's text.
+    pub(crate) fn ledger_text(&self) -> String {
+        std::fs::read_to_string(self.path("state/ledger.jsonl")).unwrap_or_default()
+    }
+
+    /// Sessions the ledger still lists (replaying its put / del lines).
+    pub(crate) fn ledger_live(&self) -> usize {
+        let mut live = std::collections::BTreeSet::new();
+        for line in self.ledger_text().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            match v["op"].as_str().unwrap() {
+                "put" => live.insert(v["rec"]["session"].as_str().unwrap().to_owned()),
+                _ => live.remove(v["session"].as_str().unwrap()),
+            };
+        }
+        live.len()
     }
 
     /// Writes the config: `extra` is appended (profiles, `[caller-jwt]`...).

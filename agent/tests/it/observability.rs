@@ -47,13 +47,9 @@ fn planted_secrets_reach_no_log_ledger_audit_status_or_metrics() {
 
     // While the session lives: ledger, status, metrics.
     let mut seen = Vec::new();
-    for entry in std::fs::read_dir(fx.ledger_dir()).unwrap() {
-        seen.push((
-            "ledger",
-            std::fs::read_to_string(entry.unwrap().path()).unwrap(),
-        ));
-    }
-    assert_eq!(seen.len(), 1);
+    assert_eq!(fx.ledger_live(), 1);
+    assert!(fx.ledger_text().contains("database/creds/build/"));
+    seen.push(("ledger", fx.ledger_text()));
     let (code, status, _) = fx.agent_cmd(&["status", "--json"]);
     assert_eq!(code, 0);
     assert!(status.contains("database/creds/build/"), "{status}");
@@ -65,6 +61,8 @@ fn planted_secrets_reach_no_log_ledger_audit_status_or_metrics() {
     run.wait().unwrap();
     seen.push(("audit", std::fs::read_to_string(fx.audit_log()).unwrap()));
     seen.push(("agent log", fx.agent_log()));
+    seen.push(("ledger after", fx.ledger_text()));
+    seen.push(("ledger after", fx.ledger_text()));
     for (what, text) in &seen {
         for s in &secrets {
             assert!(

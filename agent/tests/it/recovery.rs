@@ -21,8 +21,7 @@ fn kill_9_of_the_agent_then_restart_revokes_orphans_within_5s() {
     );
     let user = fx.read("user");
     // The ledger holds the lease id and the session token accessor, no values.
-    let ledger: Vec<_> = std::fs::read_dir(fx.ledger_dir()).unwrap().collect();
-    assert_eq!(ledger.len(), 1);
+    assert_eq!(fx.ledger_live(), 1);
 
     fx.kill_agent();
     std::thread::sleep(Duration::from_millis(300));
@@ -41,7 +40,7 @@ fn kill_9_of_the_agent_then_restart_revokes_orphans_within_5s() {
     );
     println!("orphans revoked {:?} after restart", restarted.elapsed());
     let ledger_empty = keyward_tests::wait_for(Duration::from_secs(2), || {
-        (std::fs::read_dir(fx.ledger_dir()).unwrap().count() == 0).then_some(())
+        (fx.ledger_live() == 0).then_some(())
     });
     assert!(ledger_empty.is_some());
     assert!(fx.audit_events().iter().any(|e| e["event"] == "orphan"));
@@ -84,11 +83,7 @@ fn revocation_is_retried_while_openbao_is_down() {
         "the failure is audited\n{}",
         fx.agent_log()
     );
-    assert_eq!(
-        std::fs::read_dir(fx.ledger_dir()).unwrap().count(),
-        1,
-        "still in the ledger"
-    );
+    assert_eq!(fx.ledger_live(), 1, "still in the ledger");
     std::thread::sleep(Duration::from_secs(2));
     keyward_tests::signal(fx.bao.pid(), "CONT");
     let back = Instant::now();
@@ -103,7 +98,7 @@ fn revocation_is_retried_while_openbao_is_down() {
         .unwrap();
     assert!(last_revoke > first_fail);
     let ledger_empty = keyward_tests::wait_for(Duration::from_secs(5), || {
-        (std::fs::read_dir(fx.ledger_dir()).unwrap().count() == 0).then_some(())
+        (fx.ledger_live() == 0).then_some(())
     });
     assert!(ledger_empty.is_some());
 }

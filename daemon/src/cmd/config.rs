@@ -1,5 +1,7 @@
 //! `keyward config example` and `keyward config check`.
 
+#![allow(clippy::print_stdout)] // these commands answer on stdout
+
 use super::UsageError;
 use crate::config::{Config, EXAMPLE};
 use anyhow::Result;

@@ -1,5 +1,7 @@
 //! `keyward rules list` and `keyward rules check`.
 
+#![allow(clippy::print_stdout)] // these commands answer on stdout
+
 use super::UsageError;
 use crate::config::Config;
 use anyhow::Result;

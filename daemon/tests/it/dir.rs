@@ -10,7 +10,11 @@ fn tree() -> tempfile::TempDir {
 fn finding_has_exact_location_and_is_redacted_by_default() {
     let t = tree();
     let tok = gh_token(1);
-    write(t.path(), "deploy/env.sh", format!("#!/bin/sh\n\nexport  GITHUB_TOKEN={tok}\n"));
+    write(
+        t.path(),
+        "deploy/env.sh",
+        format!("#!/bin/sh\n\nexport  GITHUB_TOKEN={tok}\n"),
+    );
     let out = run_in(t.path(), &["scan", "dir", ".", "-f", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let f = json(&out);
@@ -22,16 +26,25 @@ fn finding_has_exact_location_and_is_redacted_by_default() {
     assert_eq!(f[0]["location"]["path"], "deploy/env.sh");
     assert_eq!(f[0]["location"]["line"], 3);
     assert_eq!(f[0]["location"]["column"], 22);
-    assert_eq!(f[0]["redacted"], format!("{}…{}", &tok[..6], &tok[tok.len() - 2..]));
+    assert_eq!(
+        f[0]["redacted"],
+        format!("{}…{}", &tok[..6], &tok[tok.len() - 2..])
+    );
     assert_eq!(
         f[0]["fingerprint"],
         keyward_detectors::Fingerprint::of("github-pat-classic", tok.as_bytes()).as_str()
     );
     assert!(f[0].get("secret").is_none());
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&tok), "secret leaked into report");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&tok),
+        "secret leaked into report"
+    );
     assert!(!stderr(&out).contains(&tok), "secret leaked into stderr");
 
-    let shown = run_in(t.path(), &["scan", "dir", ".", "-f", "json", "--show-secrets"]);
+    let shown = run_in(
+        t.path(),
+        &["scan", "dir", ".", "-f", "json", "--show-secrets"],
+    );
     assert_eq!(json(&shown)[0]["secret"], tok.as_str());
 }
 
@@ -39,44 +52,99 @@ fn finding_has_exact_location_and_is_redacted_by_default() {
 fn exit_codes() {
     let t = tree();
     write(t.path(), "clean.txt", "nothing here\n");
-    assert_eq!(run_in(t.path(), &["scan", "dir", "."]).status.code(), Some(0));
+    assert_eq!(
+        run_in(t.path(), &["scan", "dir", "."]).status.code(),
+        Some(0)
+    );
     write(t.path(), "leak.txt", gh_token(2));
-    assert_eq!(run_in(t.path(), &["scan", "dir", "."]).status.code(), Some(1));
-    assert_eq!(run_in(t.path(), &["scan", "dir", ".", "--exit-code", "7"]).status.code(), Some(7));
+    assert_eq!(
+        run_in(t.path(), &["scan", "dir", "."]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        run_in(t.path(), &["scan", "dir", ".", "--exit-code", "7"])
+            .status
+            .code(),
+        Some(7)
+    );
     let missing = run_in(t.path(), &["scan", "dir", "no/such/dir"]);
     assert_eq!(missing.status.code(), Some(64));
-    assert!(stderr(&missing).contains("no/such/dir: no such file or directory"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("no/such/dir: no such file or directory"),
+        "{}",
+        stderr(&missing)
+    );
     let bad_flag = run_in(t.path(), &["scan", "dir", "--no-such-flag", "."]);
-    assert_eq!(bad_flag.status.code(), Some(2), "clap's usage errors exit 2");
+    assert_eq!(
+        bad_flag.status.code(),
+        Some(2),
+        "clap's usage errors exit 2"
+    );
 }
 
 #[test]
 fn suppression_inline_ignore_file_allowlist_and_baseline() {
     let t = tree();
     let (a, b, c, d) = (gh_token(10), gh_token(11), gh_token(12), gh_token(13));
-    write(t.path(), "a.env", format!("TOKEN={a} # keyward:allow test fixture, revoked\n"));
+    write(
+        t.path(),
+        "a.env",
+        format!("TOKEN={a} # keyward:allow test fixture, revoked\n"),
+    );
     write(t.path(), "b.env", format!("TOKEN={b}\n"));
     write(t.path(), "vendor/c.env", format!("TOKEN={c}\n"));
     write(t.path(), "d.env", format!("TOKEN={d}\n"));
     let fp_b = keyward_detectors::Fingerprint::of("github-pat-classic", b.as_bytes());
-    write(t.path(), ".keywardignore", format!("# accepted risk, ticket SEC-12\n{fp_b}\n"));
-    write(t.path(), ".keyward.toml", "[allowlist]\npaths = ['^vendor/']\n");
+    write(
+        t.path(),
+        ".keywardignore",
+        format!("# accepted risk, ticket SEC-12\n{fp_b}\n"),
+    );
+    write(
+        t.path(),
+        ".keyward.toml",
+        "[allowlist]\npaths = ['^vendor/']\n",
+    );
     let out = run_in(t.path(), &["scan", "dir", ".", "-f", "json"]);
-    let paths: Vec<_> = json(&out).iter().map(|f| f["location"]["path"].as_str().unwrap().to_owned()).collect();
+    let paths: Vec<_> = json(&out)
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(paths, ["d.env"]);
 
     // A baseline made now hides d.env; a new secret still shows.
-    let base = run_in(t.path(), &["scan", "dir", ".", "-f", "json", "-o", "../baseline.json"]);
+    let base = run_in(
+        t.path(),
+        &["scan", "dir", ".", "-f", "json", "-o", "../baseline.json"],
+    );
     assert_eq!(base.status.code(), Some(1));
     write(t.path(), "e.env", format!("TOKEN={}\n", gh_token(14)));
-    let out = run_in(t.path(), &["scan", "dir", ".", "-f", "json", "--baseline", "../baseline.json"]);
-    let paths: Vec<_> = json(&out).iter().map(|f| f["location"]["path"].as_str().unwrap().to_owned()).collect();
+    let out = run_in(
+        t.path(),
+        &[
+            "scan",
+            "dir",
+            ".",
+            "-f",
+            "json",
+            "--baseline",
+            "../baseline.json",
+        ],
+    );
+    let paths: Vec<_> = json(&out)
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(paths, ["e.env"]);
 
     write(t.path(), ".keywardignore", "not-a-fingerprint\n");
     let bad = run_in(t.path(), &["scan", "dir", "."]);
     assert_eq!(bad.status.code(), Some(64));
-    assert!(stderr(&bad).contains(".keywardignore:1: not a fingerprint"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains(".keywardignore:1: not a fingerprint"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]
@@ -84,11 +152,21 @@ fn gitignored_files_are_scanned_unless_asked_and_dot_git_is_skipped() {
     let t = tree();
     write(t.path(), ".gitignore", ".env\n");
     write(t.path(), ".env", format!("GITHUB_TOKEN={}\n", gh_token(20)));
-    write(t.path(), ".git/config", format!("token = {}\n", gh_token(21)));
+    write(
+        t.path(),
+        ".git/config",
+        format!("token = {}\n", gh_token(21)),
+    );
     let all = run_in(t.path(), &["scan", "dir", ".", "-f", "json"]);
-    let paths: Vec<_> = json(&all).iter().map(|f| f["location"]["path"].as_str().unwrap().to_owned()).collect();
+    let paths: Vec<_> = json(&all)
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(paths, [".env"]);
-    let respect = run_in(t.path(), &["scan", "dir", ".", "-f", "json", "--respect-gitignore"]);
+    let respect = run_in(
+        t.path(),
+        &["scan", "dir", ".", "-f", "json", "--respect-gitignore"],
+    );
     assert_eq!(respect.status.code(), Some(0));
     assert!(json(&respect).is_empty());
 }
@@ -109,9 +187,21 @@ fn binary_files_skipped_unless_asked_invalid_utf8_and_nul_bytes_handled() {
     let f = json(&out);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0]["location"]["path"], "latin1.txt");
-    assert_eq!((f[0]["location"]["line"].as_u64(), f[0]["location"]["column"].as_u64()), (Some(2), Some(8)));
-    let with_bin = run_in(t.path(), &["scan", "dir", ".", "-f", "json", "--scan-binary"]);
-    let paths: Vec<_> = json(&with_bin).iter().map(|f| f["location"]["path"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        (
+            f[0]["location"]["line"].as_u64(),
+            f[0]["location"]["column"].as_u64()
+        ),
+        (Some(2), Some(8))
+    );
+    let with_bin = run_in(
+        t.path(),
+        &["scan", "dir", ".", "-f", "json", "--scan-binary"],
+    );
+    let paths: Vec<_> = json(&with_bin)
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(paths, ["blob.bin", "latin1.txt"]);
 }
 
@@ -136,18 +226,33 @@ fn hundred_megabyte_single_line_file() {
 fn unreadable_file_is_reported_and_the_scan_goes_on() {
     let t = tree();
     write(t.path(), "ok.env", format!("TOKEN={}\n", gh_token(50)));
-    write(t.path(), "secret-perms.env", format!("TOKEN={}\n", gh_token(51)));
+    write(
+        t.path(),
+        "secret-perms.env",
+        format!("TOKEN={}\n", gh_token(51)),
+    );
     let locked = t.path().join("secret-perms.env");
     let mut cmd = crate::support::keyward();
-    cmd.current_dir(t.path()).args(["scan", "dir", ".", "-f", "json"]);
+    cmd.current_dir(t.path())
+        .args(["scan", "dir", ".", "-f", "json"]);
     // Root reads any file, so as root the scan runs as `nobody` to make the file unreadable.
-    let is_root = Command::new("id").arg("-u").output().unwrap().stdout.starts_with(b"0");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        .starts_with(b"0");
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     let out = if is_root {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(t.path().join("ok.env"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let bin = std::env::var_os("KEYWARD_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_keyward").into());
+        std::fs::set_permissions(
+            t.path().join("ok.env"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let bin =
+            std::env::var_os("KEYWARD_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_keyward").into());
         let mut exe = std::path::PathBuf::from(bin);
         // The test binary's directory may not be reachable for `nobody`: copy the binary.
         let copy = std::env::temp_dir().join(format!("keyward-nobody-{}", std::process::id()));
@@ -171,7 +276,10 @@ fn unreadable_file_is_reported_and_the_scan_goes_on() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["location"]["path"], "ok.env");
     let err = stderr(&out);
-    assert!(err.contains("secret-perms.env") && err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains("secret-perms.env") && err.contains("Permission denied"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -186,7 +294,10 @@ fn base64_encoded_secret_is_decoded_and_attributed_to_the_blob() {
     );
     let out = run_in(t.path(), &["scan", "dir", ".", "-f", "json"]);
     let f = json(&out);
-    let gh: Vec<_> = f.iter().filter(|f| f["rule"] == "github-pat-classic").collect();
+    let gh: Vec<_> = f
+        .iter()
+        .filter(|f| f["rule"] == "github-pat-classic")
+        .collect();
     assert_eq!(gh.len(), 1, "{f:?}");
     assert_eq!(gh[0]["decoded"], "base64");
     assert_eq!(gh[0]["location"]["line"], 6);
@@ -208,7 +319,16 @@ fn broken_rule_file_names_file_line_rule_and_field() {
     let out = run_in(t.path(), &["scan", "dir", ".", "--rules", "my-rules.toml"]);
     assert_eq!(out.status.code(), Some(64));
     let err = stderr(&out);
-    assert!(err.contains("my-rules.toml:13: rule `bad-rule`: field `regex`: does not compile"), "{err}");
-    assert!(err.contains("my-rules.toml:18: rule `no-keywords`: field `severity`"), "{err}");
-    assert!(err.contains("my-rules.toml:15: rule `no-keywords`: field `keywords`: missing"), "{err}");
+    assert!(
+        err.contains("my-rules.toml:13: rule `bad-rule`: field `regex`: does not compile"),
+        "{err}"
+    );
+    assert!(
+        err.contains("my-rules.toml:18: rule `no-keywords`: field `severity`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("my-rules.toml:15: rule `no-keywords`: field `keywords`: missing"),
+        "{err}"
+    );
 }

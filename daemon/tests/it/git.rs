@@ -135,9 +135,7 @@ fn scan(path: &Path, extra: &[&str]) -> Scanned {
             )
         })
     };
-    let stats = std::fs::read(&stats)
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap_or(Value::Null);
+    let stats = std::fs::read(&stats).map_or(Value::Null, |b| serde_json::from_slice(&b).unwrap());
     Scanned {
         out,
         findings,

@@ -2,6 +2,7 @@
 //! `FROM scratch`), each scanned through the engine, `docker save`, an OCI layout and a real
 //! registry with the reports compared; plus hand-assembled layouts for whiteouts, corrupt
 //! layers, digest mismatches and multi-arch indexes.
+#![allow(clippy::many_single_char_names)] // a, b, c: the planted tokens
 
 mod harness;
 
@@ -294,7 +295,7 @@ fn digest_mismatch_fails_naming_the_layer() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     let layer = layer_tar(&[Entry::File("app.conf", format!("{orig}\n").as_bytes())]);
-    let m = l.image("amd64", &[layer.clone()], &[]);
+    let m = l.image("amd64", std::slice::from_ref(&layer), &[]);
     l.index(vec![m]);
     // Swap the blob for another valid layer under the same name.
     let name = digest(&gzip(&layer));
@@ -370,7 +371,7 @@ fn multi_arch_index_scans_each_platform_and_each_layer_once() {
     let arm_layer = layer_tar(&[Entry::File("app/arm.conf", format!("{arm}\n").as_bytes())]);
     let m1 = l.image("amd64", &[base.clone(), amd_layer], &[]);
     let m2 = l.image("arm64", &[base.clone(), arm_layer], &[]);
-    l.multi_arch(vec![m1, m2]);
+    l.multi_arch(&[m1, m2]);
     let target = format!("oci:{}:v1", dir.path().display());
 
     let out = crate::support::keyward()

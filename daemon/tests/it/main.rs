@@ -7,12 +7,12 @@ mod support;
 mod dir;
 /// `scan git`: history walk, attribution, in_head, refs, ranges, state, damaged repositories.
 mod git;
-/// `scan stdin`: streaming, chunk boundaries, `-`.
-mod stdin;
+/// `scan image`: images built by the Docker engine, read four ways (engine, `docker save`,
+/// OCI layout, registry) and compared; whiteouts, corrupt layers, digest mismatches, indexes.
+mod image;
 /// Report formats: json, jsonl, text, SARIF (validated against the 2.1.0 schema).
 mod reports;
 /// `rules list`, `rules check`, `config example`, `config check`.
 mod rules_cmd;
-/// `scan image`: images built by the Docker engine, read four ways (engine, `docker save`,
-/// OCI layout, registry) and compared; whiteouts, corrupt layers, digest mismatches, indexes.
-mod image;
+/// `scan stdin`: streaming, chunk boundaries, `-`.
+mod stdin;

@@ -19,14 +19,22 @@ fn scan_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
 }
 
 fn jsonl(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
 fn build_log_on_stdin_with_label_and_dash_alias() {
     let tok = gh_token(70);
-    let log = format!("step 1/3\nstep 2/3\n+ curl -H 'Authorization: token {tok}' https://api.github.com\n");
-    let out = scan_stdin(&["scan", "stdin", "-f", "jsonl", "--label", "build-42.log"], log.as_bytes());
+    let log = format!(
+        "step 1/3\nstep 2/3\n+ curl -H 'Authorization: token {tok}' https://api.github.com\n"
+    );
+    let out = scan_stdin(
+        &["scan", "stdin", "-f", "jsonl", "--label", "build-42.log"],
+        log.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let f = jsonl(&out);
     assert_eq!(f.len(), 1);
@@ -64,7 +72,12 @@ fn secrets_across_chunk_boundaries_are_reported_once_with_absolute_lines() {
     let out = scan_stdin(&["scan", "stdin", "-f", "jsonl"], &input);
     let got: Vec<_> = jsonl(&out)
         .iter()
-        .map(|f| (f["location"]["line"].as_u64().unwrap(), f["location"]["column"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["location"]["line"].as_u64().unwrap(),
+                f["location"]["column"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(expected.len(), 5);
     assert_eq!(got, expected);

@@ -5,7 +5,8 @@ use std::process::{Command, Output};
 
 /// The binary under test: `KEYWARD_BIN` (to test a release build or a .deb), else cargo's.
 pub(crate) fn keyward() -> Command {
-    let bin = std::env::var_os("KEYWARD_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_keyward").into());
+    let bin =
+        std::env::var_os("KEYWARD_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_keyward").into());
     let mut c = Command::new(bin);
     c.env_remove("KEYWARD_LOG").env_remove("KEYWARD_CONFIG");
     c
@@ -13,7 +14,11 @@ pub(crate) fn keyward() -> Command {
 
 /// Runs `keyward ARGS` in `dir`.
 pub(crate) fn run_in(dir: &Path, args: &[&str]) -> Output {
-    keyward().current_dir(dir).args(args).output().expect("run keyward")
+    keyward()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run keyward")
 }
 
 /// A GitHub classic token with a valid checksum, different for each `seed`.
@@ -28,13 +33,20 @@ pub(crate) fn gh_token(seed: u64) -> String {
             B62[(x % 62) as usize] as char
         })
         .collect();
-    format!("ghp_{random}{}", keyward_detectors::token_checksum(random.as_bytes()))
+    format!(
+        "ghp_{random}{}",
+        keyward_detectors::token_checksum(random.as_bytes())
+    )
 }
 
 /// Parses a JSON report (an array).
 pub(crate) fn json(out: &Output) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not a JSON array ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), stderr(out))
+        panic!(
+            "stdout is not a JSON array ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
     })
 }
 

@@ -1,4 +1,6 @@
-use keyward_detectors::{Canaries, Fingerprint, RuleSet, Scanner, Secret, StreamScanner, token_checksum};
+use keyward_detectors::{
+    Canaries, Fingerprint, RuleSet, Scanner, Secret, StreamScanner, token_checksum,
+};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -13,21 +15,30 @@ fn gh(random: &str) -> String {
     format!("ghp_{random}{}", token_checksum(random.as_bytes()))
 }
 
+/// (input, expected (rule, line, column) list).
+type Case = (String, Vec<(&'static str, u64, u64)>);
+
 /// Engine cases as a table: (input, expected (rule, line, column) list).
 #[test]
 fn engine_table() {
     let tok = gh("R7kQx2mVn9PbT4wLc8ZsYd3HfJ6gAe");
-    let cases: Vec<(String, Vec<(&str, u64, u64)>)> = vec![
-        (format!("{tok}"), vec![("github-pat-classic", 1, 1)]),
-        (format!("a\nb\n  {tok}\n"), vec![("github-pat-classic", 3, 3)]),
+    let cases: Vec<Case> = vec![
+        (tok.clone(), vec![("github-pat-classic", 1, 1)]),
+        (
+            format!("a\nb\n  {tok}\n"),
+            vec![("github-pat-classic", 3, 3)],
+        ),
         // Keyword in upper case still triggers (case-insensitive keywords); the regex decides.
         (format!("GHP_ {tok}"), vec![("github-pat-classic", 1, 6)]),
         // Two occurrences, windows overlap: two matches, not four.
-        (format!("{tok} {tok}"), vec![("github-pat-classic", 1, 1), ("github-pat-classic", 1, 42)]),
+        (
+            format!("{tok} {tok}"),
+            vec![("github-pat-classic", 1, 1), ("github-pat-classic", 1, 42)],
+        ),
         // Glued to a word: no boundary, no match.
         (format!("x{tok}"), vec![]),
         // Bad checksum is dropped.
-        (format!("{}", &tok.replace("1MOAmv", "1MOAmw")), vec![]),
+        (tok.replace("1MOAmv", "1MOAmw"), vec![]),
     ];
     let scanner = Scanner::new(rules());
     for (input, expected) in cases {
@@ -37,7 +48,10 @@ fn engine_table() {
             .filter(|m| m.rule.as_str() == "github-pat-classic")
             .map(|m| (m.rule.as_str().to_owned(), m.line, m.column))
             .collect();
-        let expected: Vec<_> = expected.into_iter().map(|(r, l, c)| (r.to_owned(), l, c)).collect();
+        let expected: Vec<_> = expected
+            .into_iter()
+            .map(|(r, l, c)| (r.to_owned(), l, c))
+            .collect();
         assert_eq!(got, expected, "input: {input:?}");
     }
 }
@@ -45,7 +59,9 @@ fn engine_table() {
 #[test]
 fn failed_validation_is_kept_only_when_asked() {
     let bad = gh("R7kQx2mVn9PbT4wLc8ZsYd3HfJ6gAe").replace("1MOAmv", "1MOAmw");
-    let s = Scanner::builder(rules()).keep_failed_validation(true).build();
+    let s = Scanner::builder(rules())
+        .keep_failed_validation(true)
+        .build();
     let m = s.scan(bad.as_bytes());
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].validation.as_str(), "checksum-bad");
@@ -56,17 +72,25 @@ fn canaries_are_found_exactly_and_can_be_removed_while_scanning() {
     let canaries = Arc::new(Canaries::new());
     let scanner = Scanner::builder(rules()).canaries(canaries.clone()).build();
     let value = b"v-approle-build-7f3a9c2e-pw:Zq8r2LmX0vT4".to_vec();
-    let fp = canaries.add("lease database/creds/ci/abc", &Secret::new(value.clone())).unwrap();
+    let fp = canaries
+        .add("lease database/creds/ci/abc", &Secret::new(value.clone()))
+        .unwrap();
     assert_eq!(fp, Fingerprint::of("keyward-canary", &value));
     let mut input = b"log line\npassword used: ".to_vec();
     input.extend_from_slice(&value);
     let m = scanner.scan(&input);
-    let c: Vec<_> = m.iter().filter(|m| m.rule.as_str() == "keyward-canary").collect();
+    let c: Vec<_> = m
+        .iter()
+        .filter(|m| m.rule.as_str() == "keyward-canary")
+        .collect();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].severity.as_str(), "critical");
     assert_eq!((c[0].line, c[0].column), (2, 16));
     assert_eq!(c[0].label.as_deref(), Some("lease database/creds/ci/abc"));
-    assert!(!format!("{:?}", c[0]).contains("Zq8r2LmX0vT4"), "Debug must not show the secret");
+    assert!(
+        !format!("{:?}", c[0]).contains("Zq8r2LmX0vT4"),
+        "Debug must not show the secret"
+    );
     // Another thread scanning while this one removes: the scan sees a consistent snapshot.
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -76,8 +100,17 @@ fn canaries_are_found_exactly_and_can_be_removed_while_scanning() {
         });
         assert!(canaries.remove(&fp));
     });
-    assert!(scanner.scan(&input).iter().all(|m| m.rule.as_str() != "keyward-canary"));
-    assert!(canaries.add("short", &Secret::new(b"abc".to_vec())).is_err());
+    assert!(
+        scanner
+            .scan(&input)
+            .iter()
+            .all(|m| m.rule.as_str() != "keyward-canary")
+    );
+    assert!(
+        canaries
+            .add("short", &Secret::new(b"abc".to_vec()))
+            .is_err()
+    );
 }
 
 #[test]
@@ -97,7 +130,9 @@ fn stream_scan(scanner: &Scanner, input: &[u8], piece: usize) -> Vec<(String, us
         s.push(c, &mut out);
     }
     s.finish(&mut out);
-    out.iter().map(|m| (m.rule.to_string(), m.span.start, m.line, m.column)).collect()
+    out.iter()
+        .map(|m| (m.rule.to_string(), m.span.start, m.line, m.column))
+        .collect()
 }
 
 proptest! {
@@ -121,7 +156,7 @@ proptest! {
         let mut input = filler;
         for (i, p) in positions.iter().enumerate() {
             let at = (*p).min(input.len());
-            let tok = gh(&format!("R7kQx2mVn9PbT4wLc8ZsYd3HfJ6g{:02}", i));
+            let tok = gh(&format!("R7kQx2mVn9PbT4wLc8ZsYd3HfJ6g{i:02}"));
             let ins = format!(" {tok} ");
             input.splice(at..at, ins.bytes());
         }

@@ -109,8 +109,15 @@ fn builtin_pack_covers_required_providers() {
         assert!(!r.description().is_empty(), "{id} has no description");
     }
     assert_eq!(
-        rules.get("npm-access-token").and_then(|r| r.validator()),
+        rules
+            .get("npm-access-token")
+            .and_then(keyward_detectors::Rule::validator),
         Some("npm-checksum")
     );
-    assert_eq!(rules.get("jwt").and_then(|r| r.validator()), Some("jwt"));
+    assert_eq!(
+        rules
+            .get("jwt")
+            .and_then(keyward_detectors::Rule::validator),
+        Some("jwt")
+    );
 }

@@ -8,7 +8,8 @@
 //!    tree by object id, skipping trees already visited. Each blob met for the first time is
 //!    attributed to the commit being walked. Commit and tag messages are scanned here.
 //! 2. [`read`]: read the new blobs on every core (one repository handle per worker) and scan
-//!    them; binary, oversized and Git LFS pointer blobs are skipped.
+//!    them; binary, oversized and Git LFS pointer blobs are skipped. The walk hands blobs over
+//!    in batches as it finds them, so the two passes overlap.
 //!
 //! Then [`attribution`] turns the few blobs with matches into findings (commit, author, date,
 //! summary, path, `in_head`), and [`state`] records what was scanned for `--state`.
@@ -96,6 +97,8 @@ pub struct GitSummary {
     pub blobs_scanned: u64,
     /// Bytes of the blobs scanned.
     pub blob_bytes: u64,
+    /// Bytes of every blob read, skipped ones (binary, LFS, too large) included.
+    pub blob_bytes_read: u64,
     /// Blobs skipped as binary.
     pub skipped_binary: u64,
     /// Blobs skipped as larger than `--max-file-size`.
@@ -120,10 +123,51 @@ pub struct GitSummary {
 /// The repository cannot be opened, a revision does not resolve, or the state file cannot be
 /// read or written. Unreadable objects are not errors: they are reported and the scan goes on.
 pub fn scan(scan: &Scan, opts: &GitOptions) -> Result<GitSummary> {
+    scan_selection(scan, opts, None)
+}
+
+/// Scans the blobs introduced by exactly these commits (commits outside the set are the
+/// boundary, as with `--range`): the hooks pass the commits a push adds.
+///
+/// # Errors
+/// As [`scan`].
+pub fn scan_commits(scan: &Scan, opts: &GitOptions, commits: Vec<ObjectId>) -> Result<GitSummary> {
+    scan_selection(scan, opts, Some(commits))
+}
+
+/// A pre-receive hook's quarantine directory: objects of a push not yet accepted.
+static QUARANTINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Reads objects from this object directory too (git's `GIT_QUARANTINE_PATH` during
+/// pre-receive: libgit2 does not read `GIT_ALTERNATE_OBJECT_DIRECTORIES` when a repository is
+/// opened by path). Call before any scan; later calls are ignored.
+pub fn use_quarantine(objects: PathBuf) {
+    let _ = QUARANTINE.set(objects);
+}
+
+/// Opens a repository, with the quarantine directory (if any) as an alternate object store.
+///
+/// # Errors
+/// Not a repository, or the quarantine directory cannot be added.
+pub fn open(path: &Path) -> Result<git2::Repository> {
+    let repo = git2::Repository::open(path)
+        .with_context(|| format!("{}: not a git repository", path.display()))?;
+    if let Some(q) = QUARANTINE.get() {
+        repo.odb()
+            .and_then(|odb| odb.add_disk_alternate(&q.to_string_lossy()))
+            .with_context(|| format!("adding the quarantine directory {}", q.display()))?;
+    }
+    Ok(repo)
+}
+
+fn scan_selection(
+    scan: &Scan,
+    opts: &GitOptions,
+    preselected: Option<Vec<ObjectId>>,
+) -> Result<GitSummary> {
     let started = std::time::Instant::now();
     configure_libgit2();
-    let repo = git2::Repository::open(&opts.repo)
-        .with_context(|| format!("{}: not a git repository", opts.repo.display()))?;
+    let repo = open(&opts.repo)?;
     let git_dir = repo.path().to_path_buf();
     let odb = repo.odb().context("opening the object database")?;
     let mut summary = GitSummary {
@@ -156,31 +200,55 @@ pub fn scan(scan: &Scan, opts: &GitOptions) -> Result<GitSummary> {
 
     let roots = refs::roots(&repo, scan);
     summary.refs = roots.len() as u64;
-    let ranged = opts.range.is_some() || opts.since.is_some();
-    if ranged {
-        let ids = select_range(&repo, opts, &roots)?;
-        walk.walk_selected(&ids);
+    let ranged = opts.range.is_some() || opts.since.is_some() || preselected.is_some();
+    let selected = if preselected.is_some() {
+        preselected
+    } else if ranged {
+        Some(select_range(&repo, opts, &roots)?)
     } else {
-        walk.walk_from(&roots);
-    }
-    if opts.include_unreachable {
-        summary.unreachable_commits = walk.walk_unreachable();
-    }
-    // Blobs an earlier run could not read: try again, with their attribution.
-    if let Some(s) = &old {
-        for (&blob, &commit) in &s.pending {
-            if !walk.blobs.contains_key(&blob) {
+        None
+    };
+
+    // The walk runs on this thread and hands new blobs to the readers as it finds them.
+    let counts = ReadCounts::default();
+    let read_opts = ReadOptions {
+        scan_binary: opts.scan_binary,
+        max_file_size: opts.max_file_size,
+        threads: opts.threads,
+        partial: summary.partial_clone,
+    };
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    walk.send_to(tx);
+    let result = std::thread::scope(|s| {
+        let readers = s.spawn(|| read::scan_blobs(&git_dir, &rx, scan, &read_opts, &counts));
+        match &selected {
+            Some(ids) => walk.walk_selected(ids),
+            None => walk.walk_from(&roots),
+        }
+        if opts.include_unreachable {
+            summary.unreachable_commits = walk.walk_unreachable();
+        }
+        // Blobs an earlier run could not read: try again, with their attribution.
+        if let Some(s) = &old {
+            for (&blob, &commit) in &s.pending {
                 let origin = if commit == ObjectId::ZERO {
                     Origin::Dangling
                 } else {
                     Origin::Commit(commit)
                 };
-                walk.origins.push(origin);
-                walk.blobs.insert(blob, (walk.origins.len() - 1) as u32);
-                walk.jobs.push(blob);
+                walk.add_job(blob, origin);
             }
         }
-    }
+        walk.finish();
+        tracing::info!(
+            commits = walk.counts.commits,
+            trees = walk.counts.trees,
+            blobs = walk.jobs.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "History walked."
+        );
+        readers.join().expect("the blob readers panicked")
+    })?;
     summary.commits = walk.counts.commits;
     summary.trees = walk.counts.trees;
     summary.messages = walk.counts.messages;
@@ -200,24 +268,9 @@ pub fn scan(scan: &Scan, opts: &GitOptions) -> Result<GitSummary> {
             "Submodules are not followed; scan their repositories separately."
         );
     }
-    tracing::info!(
-        commits = walk.counts.commits,
-        trees = walk.counts.trees,
-        blobs = walk.jobs.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "History walked."
-    );
-
-    let counts = ReadCounts::default();
-    let read_opts = ReadOptions {
-        scan_binary: opts.scan_binary,
-        max_file_size: opts.max_file_size,
-        threads: opts.threads,
-        partial: summary.partial_clone,
-    };
-    let result = read::scan_blobs(&git_dir, &walk.jobs, scan, &read_opts, &counts)?;
     summary.blobs_scanned = counts.scanned.load(Relaxed);
     summary.blob_bytes = counts.bytes.load(Relaxed);
+    summary.blob_bytes_read = counts.read_bytes.load(Relaxed);
     summary.skipped_binary = counts.binary.load(Relaxed);
     summary.skipped_large = counts.large.load(Relaxed);
     summary.skipped_lfs = counts.lfs.load(Relaxed);

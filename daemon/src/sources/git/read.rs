@@ -1,8 +1,8 @@
 //! The second pass: read each new blob once and scan it, on every core.
 //!
 //! `git2::Repository` is `Send` but not `Sync`, so each worker opens its own repository and
-//! reads through its own object database; workers take blobs in small chunks from a shared
-//! cursor over the job list.
+//! reads through its own object database; workers take batches of blob ids from a channel
+//! that the walk fills as it goes, so reading and scanning overlap the walk.
 
 use super::oid::ObjectId;
 use crate::scan::Scan;
@@ -12,10 +12,8 @@ use anyhow::{Context, Result};
 use keyward_detectors::Match;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Blobs a worker takes at a time.
-const CHUNK: usize = 32;
 /// Git LFS pointer files start with this and are small; the content is elsewhere.
 const LFS_PREFIX: &[u8] = b"version https://git-lfs.github.com/spec/";
 /// Pointer files are ~130 bytes; git-lfs itself refuses pointers over 1 KiB.
@@ -41,6 +39,8 @@ pub struct ReadCounts {
     pub scanned: AtomicU64,
     /// Bytes of the blobs scanned.
     pub bytes: AtomicU64,
+    /// Bytes of every blob read (scanned or skipped after reading).
+    pub read_bytes: AtomicU64,
     /// Skipped: binary.
     pub binary: AtomicU64,
     /// Skipped: larger than the maximum.
@@ -66,28 +66,23 @@ pub struct ReadResult {
 /// A worker could not open the repository.
 pub fn scan_blobs(
     git_dir: &Path,
-    jobs: &[ObjectId],
+    jobs: &crossbeam_channel::Receiver<Vec<ObjectId>>,
     scan: &Scan,
     opts: &ReadOptions,
     counts: &ReadCounts,
 ) -> Result<ReadResult> {
-    let cursor = AtomicUsize::new(0);
     let result = Mutex::new(ReadResult::default());
-    let threads = opts.threads.clamp(1, jobs.len().div_ceil(CHUNK).max(1));
+    let threads = opts.threads.max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    let repo = git2::Repository::open(git_dir)
+                    let repo = super::open(git_dir)
                         .with_context(|| format!("opening {}", git_dir.display()))?;
                     let odb = repo.odb().context("opening the object database")?;
                     let mut local = ReadResult::default();
-                    loop {
-                        let start = cursor.fetch_add(CHUNK, Relaxed);
-                        if start >= jobs.len() {
-                            break;
-                        }
-                        for &id in &jobs[start..(start + CHUNK).min(jobs.len())] {
+                    for batch in jobs {
+                        for id in batch {
                             scan_one(&odb, id, scan, opts, counts, &mut local);
                         }
                     }
@@ -134,6 +129,7 @@ fn scan_one(
         }
     };
     let data = obj.data();
+    counts.read_bytes.fetch_add(data.len() as u64, Relaxed);
     if data.len() as u64 > opts.max_file_size {
         counts.large.fetch_add(1, Relaxed);
         scan.skipped(&format!("blob {id}"), "larger than --max-file-size");

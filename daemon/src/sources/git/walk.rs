@@ -96,7 +96,14 @@ pub struct Walk<'a> {
     pub counts: WalkCounts,
     /// Trees and blobs that the roots name directly (tags of trees and blobs).
     loose_roots: Vec<(ObjectId, String, git2::ObjectType)>,
+    /// Where new blobs go as they are found, in batches, so reading and scanning overlap
+    /// the walk.
+    sink: Option<crossbeam_channel::Sender<Vec<ObjectId>>>,
+    batch: Vec<ObjectId>,
 }
+
+/// New blobs are handed to the readers in batches of this many.
+const BATCH: usize = 256;
 
 impl<'a> Walk<'a> {
     /// A walk reading from `odb` and scanning messages with `scan`.
@@ -115,6 +122,34 @@ impl<'a> Walk<'a> {
             shallow: OidSet::default(),
             counts: WalkCounts::default(),
             loose_roots: Vec::new(),
+            sink: None,
+            batch: Vec::new(),
+        }
+    }
+
+    /// Sends each new blob to `sink` (in batches) as it is found.
+    pub fn send_to(&mut self, sink: crossbeam_channel::Sender<Vec<ObjectId>>) {
+        self.sink = Some(sink);
+    }
+
+    /// Sends the last batch and closes the sink: the readers finish when they drain it.
+    pub fn finish(&mut self) {
+        self.flush();
+        self.sink = None;
+    }
+
+    fn flush(&mut self) {
+        if let Some(s) = self.sink.as_ref().filter(|_| !self.batch.is_empty()) {
+            // A closed channel means the readers failed; their error is reported by them.
+            let _ = s.send(std::mem::take(&mut self.batch));
+        }
+    }
+
+    /// Queues a blob for reading with this origin (known blobs are not queued).
+    pub fn add_job(&mut self, id: ObjectId, origin: Origin) {
+        if !self.blobs.contains_key(&id) {
+            let o = self.push_origin(origin);
+            self.add_blob(id, o);
         }
     }
 
@@ -268,6 +303,12 @@ impl<'a> Walk<'a> {
             v.insert(origin);
             if origin != BOUNDARY {
                 self.jobs.push(id);
+                if self.sink.is_some() {
+                    self.batch.push(id);
+                    if self.batch.len() >= BATCH {
+                        self.flush();
+                    }
+                }
             }
         }
     }

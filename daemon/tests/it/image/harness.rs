@@ -46,7 +46,7 @@ pub(crate) fn unique() -> String {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
         .expect("read /dev/urandom");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 fn docker() -> Command {
@@ -171,16 +171,18 @@ impl Registry {
             let pass = format!("pw-{}", unique());
             let out = sh(Command::new("htpasswd").args(["-Bbn", "kw", &pass]));
             std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
-            cfg.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: keyward-test\n    path: {}\n",
+            cfg = format!(
+                "{cfg}auth:\n  htpasswd:\n    realm: keyward-test\n    path: {}\n",
                 dir.path().join("htpasswd").display()
-            ));
+            );
             Some(format!("kw:{pass}"))
         } else {
             None
         };
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
+        // NOTE: not waited for: it lives as long as the test process (see the type's doc).
+        #[allow(clippy::zombie_processes)]
         let mut child = Command::new("sh")
             .args([
                 "-c",
@@ -487,7 +489,7 @@ impl Layout {
     }
 
     /// Wraps `manifests` in an image index blob, and lists that in `index.json` as `v1`.
-    pub(crate) fn multi_arch(&self, manifests: Vec<serde_json::Value>) {
+    pub(crate) fn multi_arch(&self, manifests: &[serde_json::Value]) {
         let inner = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
