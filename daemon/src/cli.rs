@@ -36,6 +36,90 @@ pub enum Command {
     /// Work with keyward.toml.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Git hooks: pre-commit, pre-push, pre-receive (and installing them).
+    #[command(subcommand, after_help = HOOK_HELP)]
+    Hook(HookCommand),
+}
+
+const HOOK_HELP: &str = "Examples:
+  keyward hook install --pre-commit --pre-push        in a clone
+  keyward hook install --pre-receive --repo /srv/git/app.git
+  keyward hook uninstall
+See daemon/README-hooks.md.";
+
+/// `hook …`.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Scan the lines the commit adds (the staged content against HEAD); exit 1 to block.
+    PreCommit(HookArgs),
+    /// Scan the commits being pushed that the remote does not have (git's pre-push input on
+    /// stdin); exit 1 to block.
+    PrePush {
+        /// The remote's name (git passes it).
+        remote: Option<String>,
+        /// The remote's URL (git passes it).
+        url: Option<String>,
+        #[command(flatten)]
+        args: HookArgs,
+    },
+    /// Server side, in a bare repository: scan what a push introduces (`OLD NEW REF` lines on
+    /// stdin, objects in git's quarantine included); exit 1 to reject.
+    PreReceive(PreReceiveArgs),
+    /// Ask a running keyward daemon to scan the pushed refs.
+    PostReceive(HookArgs),
+    /// Install hook scripts (core.hooksPath respected; an existing hook is chained, not
+    /// overwritten).
+    Install(InstallArgs),
+    /// Remove the hook scripts `install` wrote (and restore the hooks they chained).
+    Uninstall(InstallArgs),
+}
+
+/// Options of every hook.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// Config file (keyward.toml). A `.keyward.toml` at the repository root is read too.
+    #[arg(long, short = 'c', env = "KEYWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// What pre-receive does when a scan runs out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnTimeout {
+    /// Reject the push (the safe default).
+    Reject,
+    /// Accept the push, with a warning that it was not fully scanned.
+    Allow,
+}
+
+/// `hook pre-receive`.
+#[derive(Debug, Args)]
+pub struct PreReceiveArgs {
+    /// Time budget for the scan, in seconds.
+    #[arg(long, env = "KEYWARD_HOOK_TIME_BUDGET", default_value_t = 60.0, value_name = "SECS")]
+    pub time_budget: f64,
+    /// Past the budget: reject the push, or allow it with a warning.
+    #[arg(long, env = "KEYWARD_HOOK_ON_TIMEOUT", value_enum, default_value_t = OnTimeout::Reject)]
+    pub on_timeout: OnTimeout,
+    #[command(flatten)]
+    pub args: HookArgs,
+}
+
+/// `hook install` / `hook uninstall`. Without a hook flag: pre-commit and pre-push in a clone,
+/// pre-receive in a bare repository.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The pre-commit hook.
+    #[arg(long)]
+    pub pre_commit: bool,
+    /// The pre-push hook.
+    #[arg(long)]
+    pub pre_push: bool,
+    /// The pre-receive hook (server side).
+    #[arg(long)]
+    pub pre_receive: bool,
+    /// The repository (default: the current directory).
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub repo: PathBuf,
 }
 
 /// What to scan.
@@ -101,6 +185,10 @@ pub struct ScanArgs {
     /// Exit status when there are findings.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub exit_code: i32,
+    /// Print the closing summary (files, bytes, MB/s, findings by severity) on stderr even when
+    /// stderr is not a terminal.
+    #[arg(long)]
+    pub summary: bool,
     /// Colour the text report: auto (when stdout is a terminal), always, never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod finding;
+pub mod hooks;
 pub mod progress;
 pub mod report;
 pub mod scan;

@@ -20,6 +20,7 @@ fn main() {
         Command::Rules(RulesCommand::Check { files }) => cmd::rules::check(files),
         Command::Config(ConfigCommand::Example) => cmd::config::example(),
         Command::Config(ConfigCommand::Check { file }) => cmd::config::check(file),
+        Command::Hook(c) => cmd::hook::hook(c),
     };
     let code = match result {
         Ok(code) => code,

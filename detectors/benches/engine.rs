@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     c.bench_function("compile_builtin_rules", |b| {
-        b.iter(|| RuleSet::builtin().expect("rules"))
+        b.iter(|| RuleSet::builtin().expect("rules"));
     });
 }
 

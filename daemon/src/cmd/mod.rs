@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod git;
+pub mod hook;
 pub mod image;
 pub mod rules;
 pub mod scan;

@@ -127,7 +127,7 @@ pub fn run(
             out.flush()?;
         }
     }
-    if !quiet && std::io::stderr().is_terminal() {
+    if !quiet && (args.summary || std::io::stderr().is_terminal()) {
         eprintln!("{summary}");
     }
     if errors > 0 {

@@ -85,16 +85,16 @@ fn exit_codes() {
 #[test]
 fn suppression_inline_ignore_file_allowlist_and_baseline() {
     let t = tree();
-    let (a, b, c, d) = (gh_token(10), gh_token(11), gh_token(12), gh_token(13));
+    let (tok_a, tok_b, tok_c, tok_d) = (gh_token(10), gh_token(11), gh_token(12), gh_token(13));
     write(
         t.path(),
         "a.env",
-        format!("TOKEN={a} # keyward:allow test fixture, revoked\n"),
+        format!("TOKEN={tok_a} # keyward:allow test fixture, revoked\n"),
     );
-    write(t.path(), "b.env", format!("TOKEN={b}\n"));
-    write(t.path(), "vendor/c.env", format!("TOKEN={c}\n"));
-    write(t.path(), "d.env", format!("TOKEN={d}\n"));
-    let fp_b = keyward_detectors::Fingerprint::of("github-pat-classic", b.as_bytes());
+    write(t.path(), "b.env", format!("TOKEN={tok_b}\n"));
+    write(t.path(), "vendor/c.env", format!("TOKEN={tok_c}\n"));
+    write(t.path(), "d.env", format!("TOKEN={tok_d}\n"));
+    let fp_b = keyward_detectors::Fingerprint::of("github-pat-classic", tok_b.as_bytes());
     write(
         t.path(),
         ".keywardignore",

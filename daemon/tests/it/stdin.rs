@@ -65,7 +65,7 @@ fn secrets_across_chunk_boundaries_are_reported_once_with_absolute_lines() {
             expected.push((line, pad as u64 + 1));
             input.extend_from_slice(l.as_bytes());
         } else {
-            input.extend_from_slice(format!("{:099}\n", line).as_bytes());
+            input.extend_from_slice(format!("{line:099}\n").as_bytes());
         }
         line += 1;
     }
