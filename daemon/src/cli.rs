@@ -95,7 +95,12 @@ pub enum OnTimeout {
 #[derive(Debug, Args)]
 pub struct PreReceiveArgs {
     /// Time budget for the scan, in seconds.
-    #[arg(long, env = "KEYWARD_HOOK_TIME_BUDGET", default_value_t = 60.0, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "KEYWARD_HOOK_TIME_BUDGET",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
     pub time_budget: f64,
     /// Past the budget: reject the push, or allow it with a warning.
     #[arg(long, env = "KEYWARD_HOOK_ON_TIMEOUT", value_enum, default_value_t = OnTimeout::Reject)]

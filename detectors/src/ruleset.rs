@@ -111,7 +111,8 @@ impl RuleSetBuilder {
     ///
     /// # Errors
     /// Every invalid file and rule is reported (file, line, rule id and field), not only the
-    /// first; duplicate ids and unknown ids in `only` are errors too.
+    /// first; duplicate ids and unknown ids in `only` are errors too. A rule in an added source
+    /// with the id of a built-in rule replaces the built-in one.
     pub fn build(self) -> Result<RuleSet, Error> {
         let mut files: Vec<(String, &str)> = Vec::new();
         if self.builtin {
@@ -147,7 +148,15 @@ impl RuleSetBuilder {
                 }
                 let line = rule::line_of(text, raw.span().start);
                 if let Some(rule) = rule::compile(raw, file, text, &mut errors) {
-                    if let Some(first) = seen.insert(id.clone(), file.clone()) {
+                    let previous = seen.insert(id.clone(), file.clone());
+                    // A user file may redefine a built-in rule by id (to tune or fix it); two
+                    // definitions outside the built-in pack are an error.
+                    if let Some(first) = &previous
+                        && first.starts_with("builtin:")
+                        && !file.starts_with("builtin:")
+                    {
+                        rules.retain(|r| r.id.as_str() != id);
+                    } else if let Some(first) = previous {
                         errors.push(Error::new(ErrorKind::Rule {
                             file: file.clone(),
                             line,

@@ -60,9 +60,13 @@ fn pre_commit(args: &HookArgs) -> Result<i32> {
     let text: Vec<u8> = files.iter().flat_map(|f| f.text.iter().copied()).collect();
     let only = rules::candidates(&config, &text)?;
     if only.as_ref().is_some_and(Vec::is_empty) {
-        tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "No rule applies.");
+        tracing::debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "No rule applies."
+        );
         return Ok(EXIT_CLEAN);
     }
+    tracing::debug!(rules = ?only, "Rules whose keywords occur in the added lines.");
     let scan = hooks::build_scan(&config, &root, only.as_deref())?;
     tracing::debug!(
         rules = scan.scanner().rules().len(),
@@ -70,7 +74,7 @@ fn pre_commit(args: &HookArgs) -> Result<i32> {
         "Rules compiled."
     );
     for f in &files {
-        if !scan.suppressor().path_allowed(&f.path) {
+        if scan.suppressor().path_allowed(&f.path) {
             continue;
         }
         let blob = repo
@@ -82,9 +86,9 @@ fn pre_commit(args: &HookArgs) -> Result<i32> {
         }
         // The whole staged file is scanned (keywords and context may sit on lines that are
         // not new), and only matches starting on an added line are kept.
-        let kept: Vec<_> = scan
-            .scanner()
-            .scan(data)
+        let matches = scan.scanner().scan(data);
+        tracing::debug!(path = %f.path, matches = matches.len(), added_lines = f.lines.len(), "Scanned.");
+        let kept: Vec<_> = matches
             .into_iter()
             .filter(|m| f.lines.contains(&m.line) && !allowed_inline(data, m.span.start))
             .collect();
@@ -115,16 +119,19 @@ fn read_stdin() -> Result<String> {
     Ok(input)
 }
 
-/// Scans `commits` of the repository at `git_dir` on a worker thread; `None` when `budget`
-/// ran out first.
+/// Scans `commits` of the repository at `git_dir` on a worker thread; `None` when `deadline`
+/// passed first (or had passed once the rules were compiled).
 fn scan_pushed(
     git_dir: &Path,
     root: &Path,
     config: &Config,
     commits: Vec<git::oid::ObjectId>,
-    budget: Option<Duration>,
+    deadline: Option<Instant>,
 ) -> Result<Option<Vec<crate::finding::Finding>>> {
     let scan = Arc::new(hooks::build_scan(config, &root.to_path_buf(), None)?);
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Ok(None);
+    }
     let opts = GitOptions {
         repo: git_dir.to_path_buf(),
         include_unreachable: false,
@@ -141,8 +148,8 @@ fn scan_pushed(
     std::thread::spawn(move || {
         let _ = tx.send(git::scan_commits(&worker, &opts, commits));
     });
-    let result = match budget {
-        Some(b) => match rx.recv_timeout(b) {
+    let result = match deadline {
+        Some(d) => match rx.recv_deadline(d) {
             Ok(r) => r,
             // The worker is abandoned; the process exits right after.
             Err(_) => return Ok(None),
@@ -192,8 +199,7 @@ fn pre_receive(a: &PreReceiveArgs) -> Result<i32> {
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let repo = git::open(&git_dir)?;
     let git_dir = repo.path().to_path_buf();
-    let updates =
-        push::parse_receive(&read_stdin()?).map_err(|e| UsageError(format!("{e:#}")))?;
+    let updates = push::parse_receive(&read_stdin()?).map_err(|e| UsageError(format!("{e:#}")))?;
     // Before the refs are updated, every ref is what the server already has.
     let known = push::ref_targets(&repo, "refs/");
     let commits = push::new_commits(&repo, &updates, &known)?;
@@ -201,10 +207,9 @@ fn pre_receive(a: &PreReceiveArgs) -> Result<i32> {
         return Ok(EXIT_CLEAN);
     }
     let config = load_config(&a.args, &git_dir)?;
-    let budget = Duration::from_secs_f64(a.time_budget.max(0.0));
-    let left = budget.saturating_sub(started.elapsed());
+    let deadline = started + Duration::from_secs_f64(a.time_budget.max(0.0));
     let n = commits.len();
-    match scan_pushed(&git_dir, &git_dir, &config, commits, Some(left))? {
+    match scan_pushed(&git_dir, &git_dir, &config, commits, Some(deadline))? {
         Some(findings) if findings.is_empty() => Ok(EXIT_CLEAN),
         Some(findings) => {
             eprint!("{}", hooks::block_message(Kind::PreReceive, &findings));
@@ -237,7 +242,7 @@ fn pre_receive(a: &PreReceiveArgs) -> Result<i32> {
 fn install(a: &InstallArgs, remove: bool) -> Result<i32> {
     let mut names = Vec::new();
     if a.pre_commit {
-        names.push("pre-commit");
+        names.extend(["pre-commit", "pre-merge-commit"]);
     }
     if a.pre_push {
         names.push("pre-push");
@@ -247,13 +252,13 @@ fn install(a: &InstallArgs, remove: bool) -> Result<i32> {
     }
     if names.is_empty() {
         if remove {
-            names = vec!["pre-commit", "pre-push", "pre-receive"];
+            names = vec!["pre-commit", "pre-merge-commit", "pre-push", "pre-receive"];
         } else {
             let bare = git2::Repository::open(&a.repo).is_ok_and(|r| r.is_bare());
             names = if bare {
                 vec!["pre-receive"]
             } else {
-                vec!["pre-commit", "pre-push"]
+                vec!["pre-commit", "pre-merge-commit", "pre-push"]
             };
         }
     }

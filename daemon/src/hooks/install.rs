@@ -35,6 +35,16 @@ pub fn hooks_dir(repo: &Path) -> Result<PathBuf> {
     Ok(if p.is_absolute() { p } else { repo.join(p) })
 }
 
+/// The `keyward hook` subcommand a hook runs: a merge without conflicts runs
+/// `pre-merge-commit` instead of `pre-commit`, with the same staged-index-against-HEAD check.
+fn command(name: &str) -> &str {
+    if name == "pre-merge-commit" {
+        "pre-commit"
+    } else {
+        name
+    }
+}
+
 /// Whether the hook `name` reads the ref lines on standard input.
 fn reads_stdin(name: &str) -> bool {
     matches!(name, "pre-push" | "pre-receive" | "post-receive")
@@ -43,6 +53,7 @@ fn reads_stdin(name: &str) -> bool {
 /// The script for hook `name`, running `exe`.
 fn script(name: &str, exe: &Path, chained: bool) -> String {
     let exe = shell_quote(&exe.to_string_lossy());
+    let cmd = command(name);
     let mut s = format!(
         "#!/bin/sh\n{MARKER}\n# Installed by `keyward hook install`; `keyward hook uninstall` removes it\n\
          # (and restores {name}{CHAINED}, the hook that was here before, if any).\n"
@@ -53,11 +64,11 @@ fn script(name: &str, exe: &Path, chained: bool) -> String {
         (true, false) => s.push_str(&format!("{chain} \"$@\" || exit $?\n")),
         (true, true) => s.push_str(&format!(
             "input=$(cat)\nprintf '%s\\n' \"$input\" | {chain} \"$@\" || exit $?\n\
-             printf '%s\\n' \"$input\" | exec {exe} hook {name} \"$@\"\n"
+             printf '%s\\n' \"$input\" | exec {exe} hook {cmd} \"$@\"\n"
         )),
     }
     if !(chained && reads_stdin(name)) {
-        s.push_str(&format!("exec {exe} hook {name} \"$@\"\n"));
+        s.push_str(&format!("exec {exe} hook {cmd} \"$@\"\n"));
     }
     s
 }

@@ -50,7 +50,9 @@ pub fn parse_push(input: &str) -> Result<Vec<Update>> {
     for line in input.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let [_local, local_sha, remote_ref, remote_sha] = f[..] else {
-            bail!("pre-push input: expected `LOCAL_REF LOCAL_SHA REMOTE_REF REMOTE_SHA`, got {line:?}");
+            bail!(
+                "pre-push input: expected `LOCAL_REF LOCAL_SHA REMOTE_REF REMOTE_SHA`, got {line:?}"
+            );
         };
         out.push(Update {
             name: remote_ref.to_owned(),
@@ -96,7 +98,9 @@ pub fn new_commits(
     }
     let mut ids = Vec::new();
     for id in walk {
-        ids.push(ObjectId::from_git2(id.context("walking the pushed commits")?));
+        ids.push(ObjectId::from_git2(
+            id.context("walking the pushed commits")?,
+        ));
     }
     Ok(ids)
 }
@@ -109,7 +113,10 @@ pub fn ref_targets(repo: &git2::Repository, prefix: &str) -> Vec<git2::Oid> {
             if !r.name_bytes().starts_with(prefix.as_bytes()) {
                 continue;
             }
-            if let Some(id) = r.target().or_else(|| r.resolve().ok().and_then(|t| t.target())) {
+            if let Some(id) = r
+                .target()
+                .or_else(|| r.resolve().ok().and_then(|t| t.target()))
+            {
                 out.push(id);
             }
         }

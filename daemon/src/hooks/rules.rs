@@ -117,7 +117,9 @@ mod tests {
     #[test]
     fn selects_by_keyword_case_insensitively() {
         let config = Config::default();
-        let ids = candidates(&config, b"token = GHP_xxxxxxxx").unwrap().unwrap();
+        let ids = candidates(&config, b"token = GHP_xxxxxxxx")
+            .unwrap()
+            .unwrap();
         assert!(ids.iter().any(|i| i == "github-pat-classic"), "{ids:?}");
         let none = candidates(&config, b"fn main() {}\n").unwrap().unwrap();
         assert!(!none.iter().any(|i| i == "github-pat-classic"), "{none:?}");

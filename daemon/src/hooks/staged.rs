@@ -55,7 +55,12 @@ pub fn added(repo: &git2::Repository, index: &git2::Index) -> Result<Vec<Added>>
     let head = match repo.head() {
         Ok(h) => Some(h.peel_to_tree().context("reading HEAD's tree")?),
         // An unborn branch: the first commit adds everything.
-        Err(e) if e.code() == git2::ErrorCode::UnbornBranch || e.code() == git2::ErrorCode::NotFound => None,
+        Err(e)
+            if e.code() == git2::ErrorCode::UnbornBranch
+                || e.code() == git2::ErrorCode::NotFound =>
+        {
+            None
+        }
         Err(e) => return Err(e).context("reading HEAD"),
     };
     let mut opts = git2::DiffOptions::new();

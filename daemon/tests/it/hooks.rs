@@ -85,25 +85,29 @@ impl Setup {
         std::fs::write(p, content).unwrap();
     }
 
-    fn install(&self, repo: &Path, flags: &[&str]) -> Output {
-        let out = keyward()
-            .args(["hook", "install", "--repo", repo.to_str().unwrap()])
-            .args(flags)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "install failed: {}", stderr(&out));
-        out
-    }
-
     fn commit(&self, msg: &str) -> Output {
         self.git(&["add", "-A"]);
         self.try_git(&["commit", "-q", "-m", msg])
     }
 }
 
+/// `keyward hook install --repo REPO FLAGS`, which must succeed.
+fn install(repo: &Path, flags: &[&str]) -> Output {
+    let out = keyward()
+        .args(["hook", "install", "--repo", repo.to_str().unwrap()])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "install failed: {}", stderr(&out));
+    out
+}
+
 /// The fingerprint named in a blocking message.
 fn fingerprint(err: &str) -> String {
-    let at = err.find("fingerprint ").expect("a fingerprint in the message") + 12;
+    let at = err
+        .find("fingerprint ")
+        .expect("a fingerprint in the message")
+        + 12;
     err[at..at + 32].to_owned()
 }
 
@@ -122,7 +126,7 @@ fn assert_blocked(out: &Output, token: &str, place: &str) -> String {
 #[test]
 fn pre_commit_blocks_an_added_secret_and_allows_the_fix_or_the_allow_comment() {
     let s = Setup::new();
-    s.install(&s.work(), &["--pre-commit"]);
+    install(&s.work(), &["--pre-commit"]);
     let token = gh_token(1);
     // The first commit of the repository.
     s.write("README", "hello\n");
@@ -130,7 +134,11 @@ fn pre_commit_blocks_an_added_secret_and_allows_the_fix_or_the_allow_comment() {
     let out = s.commit("first");
     let err = assert_blocked(&out, &token, "config/app.env:2");
     assert!(err.contains("commit blocked"), "{err}");
-    assert!(s.try_git(&["rev-parse", "--verify", "-q", "HEAD"]).stdout.is_empty());
+    assert!(
+        s.try_git(&["rev-parse", "--verify", "-q", "HEAD"])
+            .stdout
+            .is_empty()
+    );
 
     // The fix.
     s.write("config/app.env", "NAME=x\nGITHUB_TOKEN=${GITHUB_TOKEN}\n");
@@ -152,7 +160,7 @@ fn pre_commit_ignores_old_secrets_and_honours_the_ignore_file() {
     s.write("a.txt", &format!("one\ntoken={old}\nthree\n"));
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "--no-verify", "-m", "old secret"]);
-    s.install(&s.work(), &["--pre-commit"]);
+    install(&s.work(), &["--pre-commit"]);
 
     // Editing the file around an old secret does not block.
     s.write("a.txt", &format!("zero\none\ntoken={old}\nthree\nfour\n"));
@@ -166,11 +174,17 @@ fn pre_commit_ignores_old_secrets_and_honours_the_ignore_file() {
 
     // A new secret blocks; its fingerprint in .keywardignore lets it through.
     let new = gh_token(3);
-    s.write("b.txt", &format!("zero\none\ntoken={old}\nthree\nfour\nkey={new}\n"));
+    s.write(
+        "b.txt",
+        &format!("zero\none\ntoken={old}\nthree\nfour\nkey={new}\n"),
+    );
     let out = s.commit("new");
     let err = assert_blocked(&out, &new, "b.txt:6");
     assert!(!err.contains("b.txt:3"), "an old line was reported: {err}");
-    s.write(".keywardignore", &format!("{}  # rotated, harmless\n", fingerprint(&err)));
+    s.write(
+        ".keywardignore",
+        &format!("{}  # rotated, harmless\n", fingerprint(&err)),
+    );
     let out = s.commit("new");
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -187,7 +201,7 @@ fn pre_commit_scans_the_staged_version_of_a_partially_staged_file() {
     s.write("f.txt", "a\n");
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "-m", "base"]);
-    s.install(&s.work(), &["--pre-commit"]);
+    install(&s.work(), &["--pre-commit"]);
     let token = gh_token(5);
 
     // Secret staged, then removed from the work tree only: still blocked.
@@ -211,14 +225,17 @@ fn pre_commit_scans_the_staged_version_of_a_partially_staged_file() {
 #[test]
 fn pre_receive_rejects_a_push_from_quarantine_and_accepts_the_fix() {
     let s = Setup::new().with_server();
-    s.install(&s.server(), &["--pre-receive"]);
+    install(&s.server(), &["--pre-receive"]);
     s.write("README", "hello\n");
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "-m", "base"]);
     s.git(&["push", "-q", "origin", "main"]);
 
     let token = gh_token(6);
-    s.write("deploy/secrets.yml", &format!("github:\n  token: {token}\n"));
+    s.write(
+        "deploy/secrets.yml",
+        &format!("github:\n  token: {token}\n"),
+    );
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "-m", "add deploy secrets"]);
     let bad = s.git(&["rev-parse", "HEAD"]);
@@ -233,7 +250,10 @@ fn pre_receive_rejects_a_push_from_quarantine_and_accepts_the_fix() {
         .args(["cat-file", "-e", &bad])
         .output()
         .unwrap();
-    assert!(!server.status.success(), "the rejected commit reached the server");
+    assert!(
+        !server.status.success(),
+        "the rejected commit reached the server"
+    );
 
     // Fixed by amending: accepted.
     s.write("deploy/secrets.yml", "github:\n  token: ${GITHUB_TOKEN}\n");
@@ -243,7 +263,10 @@ fn pre_receive_rejects_a_push_from_quarantine_and_accepts_the_fix() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // An allow comment: accepted; a deleted branch: accepted.
-    s.write("test.env", &format!("T={token} # keyward:allow revoked, used in tests\n"));
+    s.write(
+        "test.env",
+        &format!("T={token} # keyward:allow revoked, used in tests\n"),
+    );
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "-m", "fixture"]);
     let out = s.try_git(&["push", "origin", "main", "main:side"]);
@@ -255,18 +278,26 @@ fn pre_receive_rejects_a_push_from_quarantine_and_accepts_the_fix() {
 #[test]
 fn pre_receive_time_budget_rejects_or_allows_and_says_which() {
     let s = Setup::new().with_server();
-    s.install(&s.server(), &["--pre-receive"]);
+    install(&s.server(), &["--pre-receive"]);
     s.write("a.txt", "clean\n");
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "-m", "a"]);
-    let out = s
-        .try_git_env(&["push", "origin", "main"], &[("KEYWARD_HOOK_TIME_BUDGET", "0")]);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains("time budget") && err.contains("REJECTED"), "{err}");
     let out = s.try_git_env(
         &["push", "origin", "main"],
-        &[("KEYWARD_HOOK_TIME_BUDGET", "0"), ("KEYWARD_HOOK_ON_TIMEOUT", "allow")],
+        &[("KEYWARD_HOOK_TIME_BUDGET", "0")],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("time budget") && err.contains("REJECTED"),
+        "{err}"
+    );
+    let out = s.try_git_env(
+        &["push", "origin", "main"],
+        &[
+            ("KEYWARD_HOOK_TIME_BUDGET", "0"),
+            ("KEYWARD_HOOK_ON_TIMEOUT", "allow"),
+        ],
     );
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
@@ -292,7 +323,7 @@ fn pre_push_scans_only_commits_the_remote_lacks() {
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "-m", "old"]);
     s.git(&["push", "-q", "origin", "main"]);
-    s.install(&s.work(), &["--pre-push"]);
+    install(&s.work(), &["--pre-push"]);
 
     // A new branch with clean commits on top: allowed.
     s.git(&["checkout", "-q", "-b", "feature"]);
@@ -331,10 +362,14 @@ fn install_chains_an_existing_hook_respects_hooks_path_and_uninstalls_cleanly() 
     std::fs::write(dir.join("pre-commit"), theirs).unwrap();
     make_executable(&dir.join("pre-commit"));
 
-    let out = s.install(&s.work(), &["--pre-commit"]);
-    assert!(stderr(&out).contains("pre-commit.keyward-chained"), "{}", stderr(&out));
+    let out = install(&s.work(), &["--pre-commit"]);
+    assert!(
+        stderr(&out).contains("pre-commit.keyward-chained"),
+        "{}",
+        stderr(&out)
+    );
     // Installing again is a no-op, not a second chain.
-    s.install(&s.work(), &["--pre-commit"]);
+    install(&s.work(), &["--pre-commit"]);
 
     let token = gh_token(9);
     s.write("x.txt", &format!("t={token}\n"));
@@ -348,7 +383,10 @@ fn install_chains_an_existing_hook_respects_hooks_path_and_uninstalls_cleanly() 
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(dir.join("pre-commit")).unwrap(), theirs);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pre-commit")).unwrap(),
+        theirs
+    );
     assert!(!dir.join("pre-commit.keyward-chained").exists());
     // A hook that is not keyward's is left alone.
     let out = keyward()
@@ -383,7 +421,10 @@ fn pre_commit_framework_runs_the_published_hook() {
         &["add", "-A"],
         &["commit", "-q", "-m", "hooks"],
     ] {
-        let out = git_cmd(&hooks_repo, s.dir.path()).args(args).output().unwrap();
+        let out = git_cmd(&hooks_repo, s.dir.path())
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let rev = git_cmd(&hooks_repo, s.dir.path())
@@ -431,11 +472,49 @@ fn pre_commit_framework_runs_the_published_hook() {
     let out = framework(&["commit", "-q", "-m", "secret"]);
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(!out.status.success(), "not blocked: {all}");
-    assert!(all.contains("app.env:1") && all.contains("github-pat-classic"), "{all}");
+    assert!(
+        all.contains("app.env:1") && all.contains("github-pat-classic"),
+        "{all}"
+    );
 
     s.write("app.env", "T=${T}\n");
     s.git(&["add", "-A"]);
     let out = framework(&["commit", "-q", "-m", "clean"]);
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(out.status.success(), "{all}");
+}
+
+#[test]
+fn pre_commit_checks_merges_and_base64() {
+    let s = Setup::new();
+    s.write("base.txt", "base\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-q", "-m", "base"]);
+    install(&s.work(), &["--pre-commit"]);
+
+    // A merge (no conflict: git runs pre-merge-commit) that brings a secret into main.
+    let token = gh_token(11);
+    s.git(&["checkout", "-q", "-b", "side"]);
+    s.write("side.txt", &format!("t={token}\n"));
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-q", "--no-verify", "-m", "side secret"]);
+    s.git(&["checkout", "-q", "main"]);
+    s.write("main.txt", "main\n");
+    assert!(s.commit("main").status.success());
+    let out = s.try_git(&["merge", "-q", "--no-edit", "side"]);
+    assert_blocked(&out, &token, "side.txt:1");
+    s.git(&["merge", "--abort"]);
+
+    // A secret inside base64 selects its rule, and blocks.
+    let other = gh_token(12);
+    use base64::Engine as _;
+    let enc = base64::engine::general_purpose::STANDARD.encode(format!("token={other}"));
+    s.write("values.yml", &format!("data: {enc}\n"));
+    let out = s.commit("encoded");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "not blocked: {err}");
+    assert!(
+        err.contains("values.yml:1") && err.contains("github-pat-classic"),
+        "{err}"
+    );
 }

@@ -7,11 +7,11 @@ mod support;
 mod dir;
 /// `scan git`: history walk, attribution, in_head, refs, ranges, state, damaged repositories.
 mod git;
+/// `hook pre-commit`, `pre-push`, `pre-receive`, `install`: real `git commit` and `git push`.
+mod hooks;
 /// `scan image`: images built by the Docker engine, read four ways (engine, `docker save`,
 /// OCI layout, registry) and compared; whiteouts, corrupt layers, digest mismatches, indexes.
 mod image;
-/// `hook pre-commit`, `pre-push`, `pre-receive`, `install`: real `git commit` and `git push`.
-mod hooks;
 /// Report formats: json, jsonl, text, SARIF (validated against the 2.1.0 schema).
 mod reports;
 /// `rules list`, `rules check`, `config example`, `config check`.
