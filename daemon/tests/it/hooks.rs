@@ -3,6 +3,7 @@
 //! uninstall, and the pre-commit framework with the repository's `.pre-commit-hooks.yaml`.
 
 use crate::support::{gh_token, keyward, stderr};
+use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -507,7 +508,6 @@ fn pre_commit_checks_merges_and_base64() {
 
     // A secret inside base64 selects its rule, and blocks.
     let other = gh_token(12);
-    use base64::Engine as _;
     let enc = base64::engine::general_purpose::STANDARD.encode(format!("token={other}"));
     s.write("values.yml", &format!("data: {enc}\n"));
     let out = s.commit("encoded");
