@@ -184,6 +184,7 @@ fn scan_selection(
     summary.incremental = old.is_some();
 
     let mut walk = Walk::new(&odb, scan);
+    walk.skip_binary_names = !opts.scan_binary;
     if summary.shallow {
         walk.shallow = read_shallow(&git_dir);
         tracing::warn!(
@@ -271,7 +272,7 @@ fn scan_selection(
     summary.blobs_scanned = counts.scanned.load(Relaxed);
     summary.blob_bytes = counts.bytes.load(Relaxed);
     summary.blob_bytes_read = counts.read_bytes.load(Relaxed);
-    summary.skipped_binary = counts.binary.load(Relaxed);
+    summary.skipped_binary = counts.binary.load(Relaxed) + walk.counts.binary_by_name;
     summary.skipped_large = counts.large.load(Relaxed);
     summary.skipped_lfs = counts.lfs.load(Relaxed);
     summary.missing_blobs = result.missing.len() as u64;

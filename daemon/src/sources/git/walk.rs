@@ -68,6 +68,27 @@ pub struct WalkCounts {
     pub messages: u64,
     /// Objects that could not be read (each reported).
     pub unreadable: u64,
+    /// Blobs not read at all because their name says they are binary (see
+    /// [`has_binary_extension`]).
+    pub binary_by_name: u64,
+}
+
+/// File extensions of formats that are always binary (images, fonts, audio/video, compiled
+/// code and libraries). Such blobs would be read in full only to fail the NUL-byte test, and in
+/// real histories they are a large share of the bytes (vendored `.a`/`.lib` import libraries,
+/// icons); the walk skips them unread unless `--scan-binary`. Archives (`.zip`, `.jar`, `.gz`)
+/// are not on the list: they may be opened and scanned.
+const BINARY_EXTENSIONS: &[&str] = &[
+    "a", "lib", "o", "obj", "so", "dll", "dylib", "exe", "rlib", "wasm", "pyc", "class", "png",
+    "jpg", "jpeg", "gif", "bmp", "ico", "icns", "webp", "tif", "tiff", "psd", "woff", "woff2",
+    "ttf", "otf", "eot", "mp3", "mp4", "m4a", "wav", "ogg", "flac", "avi", "mov", "mkv", "webm",
+];
+
+/// Whether a tree entry's name ends in one of [`BINARY_EXTENSIONS`] (ASCII case-insensitive).
+pub fn has_binary_extension(name: &[u8]) -> bool {
+    let Some(dot) = memchr::memrchr(b'.', name) else { return false };
+    let ext = &name[dot + 1..];
+    BINARY_EXTENSIONS.iter().any(|e| e.as_bytes().eq_ignore_ascii_case(ext))
 }
 
 /// The state of the first pass.
@@ -94,6 +115,8 @@ pub struct Walk<'a> {
     pub shallow: OidSet,
     /// Counters.
     pub counts: WalkCounts,
+    /// Skip blobs whose names say they are binary ([`has_binary_extension`]), unread.
+    pub skip_binary_names: bool,
     /// Trees and blobs that the roots name directly (tags of trees and blobs).
     loose_roots: Vec<(ObjectId, String, git2::ObjectType)>,
     /// Where new blobs go as they are found, in batches, so reading and scanning overlap
@@ -121,6 +144,7 @@ impl<'a> Walk<'a> {
             failed: OidSet::default(),
             shallow: OidSet::default(),
             counts: WalkCounts::default(),
+            skip_binary_names: false,
             loose_roots: Vec::new(),
             sink: None,
             batch: Vec::new(),
@@ -459,6 +483,14 @@ impl<'a> Walk<'a> {
                             path.push('/');
                             stack.push((entry.id, path));
                         }
+                    }
+                    EntryKind::Blob
+                        if self.skip_binary_names && has_binary_extension(entry.name) =>
+                    {
+                        if origin != BOUNDARY && !self.blobs.contains_key(&entry.id) {
+                            self.counts.binary_by_name += 1;
+                        }
+                        self.blobs.entry(entry.id).or_insert(origin);
                     }
                     EntryKind::Blob => self.add_blob(entry.id, origin),
                     EntryKind::Submodule => {
