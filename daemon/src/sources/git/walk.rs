@@ -86,9 +86,13 @@ const BINARY_EXTENSIONS: &[&str] = &[
 
 /// Whether a tree entry's name ends in one of [`BINARY_EXTENSIONS`] (ASCII case-insensitive).
 pub fn has_binary_extension(name: &[u8]) -> bool {
-    let Some(dot) = memchr::memrchr(b'.', name) else { return false };
+    let Some(dot) = memchr::memrchr(b'.', name) else {
+        return false;
+    };
     let ext = &name[dot + 1..];
-    BINARY_EXTENSIONS.iter().any(|e| e.as_bytes().eq_ignore_ascii_case(ext))
+    BINARY_EXTENSIONS
+        .iter()
+        .any(|e| e.as_bytes().eq_ignore_ascii_case(ext))
 }
 
 /// The state of the first pass.
