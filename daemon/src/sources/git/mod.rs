@@ -218,7 +218,9 @@ fn scan_selection(
         threads: opts.threads,
         partial: summary.partial_clone,
     };
-    let (tx, rx) = crossbeam_channel::bounded(64);
+    // Unbounded: the queue holds object ids only (20 bytes each), and the readers take the
+    // newest batches first (see `read::scan_blobs`), which needs the walk to run ahead.
+    let (tx, rx) = crossbeam_channel::unbounded();
     walk.send_to(tx);
     let result = std::thread::scope(|s| {
         let readers = s.spawn(|| read::scan_blobs(&git_dir, &rx, scan, &read_opts, &counts));
