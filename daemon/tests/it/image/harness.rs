@@ -102,12 +102,13 @@ impl Images {
 impl Drop for Images {
     fn drop(&mut self) {
         // Newest first: a base is in use while images built on it exist.
+        // `rmi` also removes the untagged parent images of what it removes. NOTE: no
+        // `docker image prune` here: tests run in parallel, and a prune deletes the untagged
+        // intermediate images of another test's build while that build still needs them
+        // ("failed to get digest … no such file or directory").
         for t in self.0.iter().rev() {
             let _ = Command::new("docker").args(["rmi", "-f", t]).output();
         }
-        let _ = Command::new("docker")
-            .args(["image", "prune", "-f", "--filter", "dangling=true"])
-            .output();
     }
 }
 
