@@ -1,6 +1,11 @@
-//! keyward: the scanner. Sources (directories, stdin; git and images in their modules) feed bytes
-//! to one [`scan::Scan`], which runs the `keyward-detectors` engine, applies suppression and
-//! collects [`finding::Finding`]s; [`report`] writes them as text, JSON, JSONL or SARIF.
+//! keyward: the scanner.
+//!
+//! [`sources`] (directories, stdin, git history, container images, archives inside them) feed
+//! bytes to one [`scan::Scan`], which runs the `keyward-detectors` engine, applies
+//! [`suppress`]ion and collects [`finding::Finding`]s; [`report`] writes them as text, JSON,
+//! JSONL or SARIF. [`hooks`] are the git hooks (pre-commit, pre-push, pre-receive). [`cli`]
+//! declares the command line and [`cmd`] runs each command; `main.rs` only maps results to exit
+//! codes.
 
 pub mod cli;
 pub mod cmd;

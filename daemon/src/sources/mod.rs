@@ -1,4 +1,5 @@
-//! Where bytes come from: directories and files, standard input.
+//! Where bytes come from: directories and files, standard input, git history, container images,
+//! and archives found in any of them.
 
 pub mod archive;
 pub mod dir;
