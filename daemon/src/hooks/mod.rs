@@ -9,7 +9,7 @@
 //! - [`install`]: hook scripts that chain, never clobber, and uninstall cleanly.
 //!
 //! Every blocking message names the place, the rule and the redacted secret, and says how to
-//! proceed ([`Kind::advice`]).
+//! proceed (`Kind::advice`).
 
 pub mod install;
 pub mod push;

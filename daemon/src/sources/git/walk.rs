@@ -84,7 +84,7 @@ const BINARY_EXTENSIONS: &[&str] = &[
     "ttf", "otf", "eot", "mp3", "mp4", "m4a", "wav", "ogg", "flac", "avi", "mov", "mkv", "webm",
 ];
 
-/// Whether a tree entry's name ends in one of [`BINARY_EXTENSIONS`] (ASCII case-insensitive).
+/// Whether a tree entry's name ends in one of `BINARY_EXTENSIONS` (ASCII case-insensitive).
 pub fn has_binary_extension(name: &[u8]) -> bool {
     let Some(dot) = memchr::memrchr(b'.', name) else {
         return false;
