@@ -3,8 +3,6 @@
 
 mod fixture;
 
-/// benchmarks (ignored; scripts/bench-agent).
-mod bench;
 /// db profile: normal exit, kill -9 of the command, kill -9 of `run`.
 mod db;
 /// audit chain, planted secrets, status / revoke / metrics.

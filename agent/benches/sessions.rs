@@ -1,4 +1,5 @@
-//! Benchmarks (`#[ignore]`; run by `scripts/bench-agent` against a release binary).
+//! The agent benchmark: `cargo bench -p keyward-agent --bench sessions` (what
+//! `scripts/bench-agent` runs), against real OpenBao and PostgreSQL, with a release-profile binary.
 //!
 //! - overhead: N sequential sessions (child-token profile: only Vault work, no database)
 //!   opened and closed over the socket, against the same Vault calls made directly by this
@@ -8,13 +9,21 @@
 //!   instant to `run`'s exit, which returns only after every credential is verified revoked.
 //! - concurrency: 200 sessions with database credentials held open at once; agent RSS.
 
+#![allow(clippy::print_stdout)] // a benchmark prints its results
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::fixture::{Fixture, my_uid};
+// The end-to-end tests' fixture (OpenBao, PostgreSQL, agent config), shared as a file: a bench
+// target cannot import from a test target. Not every helper is used here.
+#[allow(dead_code)]
+#[path = "../tests/it/fixture.rs"]
+mod fixture;
+
+use fixture::{Fixture, my_uid};
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
@@ -67,9 +76,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-#[test]
-#[ignore = "benchmark: run scripts/bench-agent"]
-fn bench_agent() {
+fn main() {
     let n: usize = std::env::var("KEYWARD_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
