@@ -41,17 +41,7 @@ fn run_connects_and_everything_is_revoked_after_exit() {
 #[test]
 fn kill_9_of_the_command_revokes() {
     let fx = db_fixture();
-    let script = fx.db_script("exec sleep 300");
-    let mut run = fx
-        .run_cmd(&["db"], &["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        fx.wait_file("ready", Duration::from_secs(30)),
-        "command did not start\n{}",
-        fx.agent_log()
-    );
+    let mut run = fx.spawn_holding_db_build();
     let user = fx.read("user");
     assert!(fx.pg.as_ref().unwrap().role_exists(&user));
     let pid: u32 = fx.read("cmd.pid").parse().unwrap();
@@ -64,17 +54,7 @@ fn kill_9_of_the_command_revokes() {
 #[test]
 fn kill_9_of_run_kills_the_command_and_revokes() {
     let fx = db_fixture();
-    let script = fx.db_script("exec sleep 300");
-    let mut run = fx
-        .run_cmd(&["db"], &["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        fx.wait_file("ready", Duration::from_secs(30)),
-        "command did not start\n{}",
-        fx.agent_log()
-    );
+    let mut run = fx.spawn_holding_db_build();
     let user = fx.read("user");
     let cmd_pid: u32 = fx.read("cmd.pid").parse().unwrap();
     keyward_tests::signal(run.id(), "KILL");

@@ -361,6 +361,23 @@ impl Fixture {
 
     /// A shell script for `run`: records its pid and the issued user, opens a connection that
     /// stays open in the background, waits for it, then runs `then`.
+    /// Starts `run --profile db` with a command that connects, writes `user`, `cmd.pid` and
+    /// `ready`, then sleeps; returns once it is ready (the build holds live credentials).
+    pub(crate) fn spawn_holding_db_build(&self) -> std::process::Child {
+        let script = self.db_script("exec sleep 300");
+        let run = self
+            .run_cmd(&["db"], &["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            self.wait_file("ready", Duration::from_secs(30)),
+            "command did not start\n{}",
+            self.agent_log()
+        );
+        run
+    }
+
     pub(crate) fn db_script(&self, then: &str) -> String {
         let pg = self.pg.as_ref().unwrap();
         let psql = pg.psql_bin();

@@ -1,4 +1,3 @@
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::fixture::{Fixture, assert_all_gone, my_uid};
@@ -8,17 +7,7 @@ fn kill_9_of_the_agent_then_restart_revokes_orphans_within_5s() {
     let mut fx = Fixture::new(true);
     fx.write_config(&Fixture::db_profile(&[my_uid()]));
     fx.start_agent();
-    let script = fx.db_script("exec sleep 300");
-    let mut run = fx
-        .run_cmd(&["db"], &["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        fx.wait_file("ready", Duration::from_secs(30)),
-        "command did not start\n{}",
-        fx.agent_log()
-    );
+    let mut run = fx.spawn_holding_db_build();
     let user = fx.read("user");
     // The ledger holds the lease id and the session token accessor, no values.
     assert_eq!(fx.ledger_live(), 1);
@@ -53,17 +42,7 @@ fn revocation_is_retried_while_openbao_is_down() {
     let mut fx = Fixture::new(true);
     fx.write_config(&Fixture::db_profile(&[my_uid()]));
     fx.start_agent();
-    let script = fx.db_script("exec sleep 300");
-    let mut run = fx
-        .run_cmd(&["db"], &["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        fx.wait_file("ready", Duration::from_secs(30)),
-        "command did not start\n{}",
-        fx.agent_log()
-    );
+    let mut run = fx.spawn_holding_db_build();
     let user = fx.read("user");
     let cmd_pid: u32 = fx.read("cmd.pid").parse().unwrap();
 
