@@ -7,6 +7,7 @@
 //! socket, and hyper would mean a tokio runtime plus a channel back into the blocking tar
 //! reader, for one GET.
 
+use super::percent_encode;
 use super::{ImageScan, tarball};
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,15 +16,13 @@ use std::os::unix::net::UnixStream;
 /// The engine's default socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
 /// Scans image `name` from the engine.
 ///
 /// # Errors
 /// The engine cannot be reached, or has no such image.
 pub fn scan(ctx: &ImageScan<'_>, name: &str, target: &str) -> Result<()> {
     let host = ctx.opts.docker_host.as_deref().unwrap_or("");
-    let encoded = encode(name);
+    let encoded = percent_encode(name);
     // Inspect first: a missing image is a clear error, and the id is logged.
     let (status, body) = get(host, &format!("/images/{encoded}/json"))?;
     if status != 200 {
@@ -46,21 +45,6 @@ fn error_message(status: u16, body: Box<dyn Read>) -> String {
         "HTTP {status}: {}",
         v["message"].as_str().unwrap_or("(no message)")
     )
-}
-
-/// Percent-encodes an image name for a URL path (`/` and `:` too, as the engine expects).
-fn encode(name: &str) -> String {
-    let mut s = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            s.push(b as char);
-        } else {
-            s.push('%');
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    s
 }
 
 trait Stream: Read + Write + Send {}
@@ -214,7 +198,7 @@ mod tests {
     #[test]
     fn names_are_encoded() {
         assert_eq!(
-            encode("127.0.0.1:5000/a/b:1"),
+            percent_encode("127.0.0.1:5000/a/b:1"),
             "127.0.0.1%3A5000%2Fa%2Fb%3A1"
         );
     }

@@ -208,3 +208,21 @@ impl<'a> ImageScan<'a> {
         ok
     }
 }
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (`A-Za-z0-9-_.~`): image
+/// names in Engine API paths (`/` and `:` too, as the engine expects) and registry token
+/// query parameters.
+pub(crate) fn percent_encode(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
+}

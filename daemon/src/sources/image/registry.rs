@@ -10,6 +10,7 @@
 use super::ImageScan;
 use super::digest::Digest;
 use super::oci::{self, BlobStore};
+use super::percent_encode;
 use super::target::RegistryRef;
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
@@ -63,8 +64,6 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Scans `r` from its registry.
 ///
@@ -198,9 +197,9 @@ impl Client {
                 .get("scope")
                 .cloned()
                 .unwrap_or_else(|| format!("repository:{}:pull", self.repo));
-            let mut url = format!("{realm}?scope={}", query_encode(&scope));
+            let mut url = format!("{realm}?scope={}", percent_encode(&scope));
             if let Some(s) = params.get("service") {
-                url = format!("{url}&service={}", query_encode(s));
+                url = format!("{url}&service={}", percent_encode(s));
             }
             let mut req = self.agent.get(&url);
             if let Some(c) = &self.credentials {
@@ -272,20 +271,6 @@ fn parse_challenge(s: &str) -> (String, BTreeMap<String, String>) {
         params.insert(key.trim().to_ascii_lowercase(), value);
     }
     (scheme.to_owned(), params)
-}
-
-fn query_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    out
 }
 
 /// Credentials for `host` from the Docker config file (`auths.<host>.auth`, base64 of
