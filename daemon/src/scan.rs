@@ -77,21 +77,29 @@ impl Scan {
     pub fn scan_bytes(&self, input: &[u8], location: &Location) -> usize {
         self.stats.files.fetch_add(1, Relaxed);
         self.stats.bytes.fetch_add(input.len() as u64, Relaxed);
-        let matches = self.scanner.scan(input);
-        if matches.is_empty() {
+        let kept = self.matches(input);
+        if kept.is_empty() {
             return 0;
         }
-        let kept: Vec<Match> = matches
-            .into_iter()
-            .filter(|m| {
-                let allowed = allowed_inline(input, m.span.start);
-                if allowed {
-                    self.stats.suppressed.fetch_add(1, Relaxed);
-                }
-                !allowed
-            })
-            .collect();
         self.record(kept, location)
+    }
+
+    /// The engine's matches in `input`, minus those a `keyward:allow` comment on their line
+    /// covers (counted as suppressed). Counts nothing else: callers count files and bytes.
+    pub fn matches(&self, input: &[u8]) -> Vec<Match> {
+        let mut found = self.scanner.scan(input);
+        found.retain(|m| !self.allowed_at(input, m.span.start));
+        found
+    }
+
+    /// Whether the line holding `at` in `buf` carries `keyward:allow`; if so the match there
+    /// is counted as suppressed. Streaming scans pass this as their filter.
+    pub fn allowed_at(&self, buf: &[u8], at: usize) -> bool {
+        let allowed = allowed_inline(buf, at);
+        if allowed {
+            self.stats.suppressed.fetch_add(1, Relaxed);
+        }
+        allowed
     }
 
     /// Scans a stream in constant memory; `keyward:allow` is honoured as in [`Scan::scan_bytes`].
@@ -104,13 +112,8 @@ impl Scan {
         location: &Location,
     ) -> std::io::Result<usize> {
         self.stats.files.fetch_add(1, Relaxed);
-        let mut stream = StreamScanner::new(&self.scanner).with_filter(|buf, at| {
-            let allowed = allowed_inline(buf, at);
-            if allowed {
-                self.stats.suppressed.fetch_add(1, Relaxed);
-            }
-            !allowed
-        });
+        let mut stream =
+            StreamScanner::new(&self.scanner).with_filter(|buf, at| !self.allowed_at(buf, at));
         let mut buf = vec![0u8; 256 * 1024];
         let mut found = Vec::new();
         let mut recorded = 0;

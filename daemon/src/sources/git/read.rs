@@ -7,7 +7,6 @@
 use super::oid::ObjectId;
 use crate::scan::Scan;
 use crate::sources::dir::is_binary;
-use crate::suppress::allowed_inline;
 use anyhow::{Context, Result};
 use keyward_detectors::Match;
 use std::path::Path;
@@ -181,20 +180,7 @@ fn scan_one(
     counts.bytes.fetch_add(data.len() as u64, Relaxed);
     scan.stats.files.fetch_add(1, Relaxed);
     scan.stats.bytes.fetch_add(data.len() as u64, Relaxed);
-    let matches = scan.scanner().scan(data);
-    if matches.is_empty() {
-        return;
-    }
-    let kept: Vec<Match> = matches
-        .into_iter()
-        .filter(|m| {
-            let allowed = allowed_inline(data, m.span.start);
-            if allowed {
-                scan.stats.suppressed.fetch_add(1, Relaxed);
-            }
-            !allowed
-        })
-        .collect();
+    let kept = scan.matches(data);
     if !kept.is_empty() {
         out.hits.push((id, kept));
     }

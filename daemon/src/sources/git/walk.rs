@@ -10,11 +10,9 @@
 use super::object::{self, EntryKind, TreeEntries};
 use super::oid::{ObjectId, OidMap, OidSet};
 use crate::scan::Scan;
-use crate::suppress::allowed_inline;
 use keyward_detectors::Match;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Map value: recorded by an earlier run (`--state`); never scanned again.
 pub const KNOWN: u32 = u32::MAX;
@@ -429,19 +427,7 @@ impl<'a> Walk<'a> {
     /// Scans a commit or tag message; hits are kept for attribution at the end.
     fn scan_message(&mut self, id: ObjectId, is_tag: bool, message: &[u8]) {
         self.counts.messages += 1;
-        let matches: Vec<Match> = self
-            .scan
-            .scanner()
-            .scan(message)
-            .into_iter()
-            .filter(|m| {
-                let allowed = allowed_inline(message, m.span.start);
-                if allowed {
-                    self.scan.stats.suppressed.fetch_add(1, Relaxed);
-                }
-                !allowed
-            })
-            .collect();
+        let matches: Vec<Match> = self.scan.matches(message);
         if !matches.is_empty() {
             self.messages.push(MessageHit {
                 id,

@@ -11,7 +11,6 @@ use super::digest::{Digest, HashingReader};
 use crate::scan::Scan;
 use crate::sources::archive::{self, ArchiveLimits};
 use crate::sources::dir::is_binary;
-use crate::suppress::allowed_inline;
 use keyward_detectors::{Match, StreamScanner};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
@@ -403,27 +402,14 @@ impl archive::Visitor for ArchiveVisitor<'_> {
 pub fn matches(scan: &Scan, data: &[u8]) -> Vec<Match> {
     scan.stats.files.fetch_add(1, Relaxed);
     scan.stats.bytes.fetch_add(data.len() as u64, Relaxed);
-    let mut found = scan.scanner().scan(data);
-    found.retain(|m| {
-        let allowed = allowed_inline(data, m.span.start);
-        if allowed {
-            scan.stats.suppressed.fetch_add(1, Relaxed);
-        }
-        !allowed
-    });
-    found
+    scan.matches(data)
 }
 
 /// [`matches`] over a stream, in chunks with overlap (constant memory).
 fn stream_matches(scan: &Scan, mut r: impl Read) -> std::io::Result<Vec<Match>> {
     scan.stats.files.fetch_add(1, Relaxed);
-    let mut stream = StreamScanner::new(scan.scanner()).with_filter(|buf, at| {
-        let allowed = allowed_inline(buf, at);
-        if allowed {
-            scan.stats.suppressed.fetch_add(1, Relaxed);
-        }
-        !allowed
-    });
+    let mut stream =
+        StreamScanner::new(scan.scanner()).with_filter(|buf, at| !scan.allowed_at(buf, at));
     let mut buf = vec![0u8; 256 << 10];
     let mut out = Vec::new();
     loop {
