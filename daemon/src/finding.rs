@@ -4,11 +4,52 @@
 use keyward_detectors::{Fingerprint, Match, Secret, Severity};
 use serde::Serialize;
 
+/// What kind of input a finding was found in. A closed set: metrics label by it.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A file in a scanned directory (or an archive member inside one).
+    #[default]
+    File,
+    /// Standard input (a build log).
+    Stdin,
+    /// A git object: a blob of the history, or a commit or tag message.
+    Git,
+    /// A container image: a layer's file, the config or the history.
+    Image,
+}
+
+impl SourceKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [SourceKind; 4] = [
+        SourceKind::File,
+        SourceKind::Stdin,
+        SourceKind::Git,
+        SourceKind::Image,
+    ];
+
+    /// The lowercase name (`file`, `stdin`, `git`, `image`), as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::File => "file",
+            SourceKind::Stdin => "stdin",
+            SourceKind::Git => "git",
+            SourceKind::Image => "image",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a finding sits. Fields a source does not know stay `None` (`null` in JSON).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Location {
-    /// `file`, `stdin`, `git`, `image`.
-    pub source: &'static str,
+    /// What kind of input.
+    pub source: SourceKind,
     /// Path of the file (relative to the scanned root where there is one); for archive members
     /// `outer.jar!inner/file`.
     pub path: Option<String>,

@@ -10,8 +10,10 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod error;
 pub mod finding;
 pub mod hooks;
+pub mod prepare;
 pub mod progress;
 pub mod report;
 pub mod scan;

@@ -8,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = Cli::parse();
+    // Before any thread exists: libgit2's settings are process-wide.
+    keyward::sources::git::init_libgit2();
     init_tracing(cli.verbose, cli.quiet);
     let result = match &cli.command {
         Command::Scan(ScanCommand::Dir(a)) => cmd::scan::dir(a, cli.quiet),

@@ -19,7 +19,7 @@ pub fn check(file: &Path) -> Result<i32> {
     config
         .merge_file(file)
         .map_err(|e| UsageError(format!("{e:#}")))?;
-    let rules = super::scan::load_rules(&[], &config, &[], &[])?;
+    let rules = crate::prepare::load_rules(&[], &config, &[], &[])?;
     println!("{}: OK ({} rules enabled).", file.display(), rules.len());
     Ok(super::EXIT_CLEAN)
 }

@@ -67,6 +67,7 @@ pub fn git(args: &GitArgs, quiet: bool) -> Result<i32> {
         max_file_size,
         threads: threads(&args.scan),
         settings: settings_hash(&refs),
+        quarantine: None,
     };
     run(&args.scan, quiet, scan, |scan| {
         let summary = git::scan(scan, &opts)?;

@@ -93,7 +93,7 @@ fn pre_commit(args: &HookArgs) -> Result<i32> {
             .filter(|m| f.lines.contains(&m.line) && !allowed_inline(data, m.span.start))
             .collect();
         let loc = Location {
-            source: "git",
+            source: crate::finding::SourceKind::Git,
             path: Some(f.path.clone()),
             ..Location::default()
         };
@@ -127,6 +127,7 @@ fn scan_pushed(
     config: &Config,
     commits: Vec<git::oid::ObjectId>,
     deadline: Option<Instant>,
+    quarantine: Option<PathBuf>,
 ) -> Result<Option<Vec<crate::finding::Finding>>> {
     let scan = Arc::new(hooks::build_scan(config, &root.to_path_buf(), None)?);
     if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -142,6 +143,7 @@ fn scan_pushed(
         max_file_size: config.max_file_size.unwrap_or(DEFAULT_MAX_FILE_SIZE),
         threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         settings: 0,
+        quarantine,
     };
     let (tx, rx) = crossbeam_channel::bounded(1);
     let worker = scan.clone();
@@ -181,7 +183,7 @@ fn pre_push(remote: Option<&str>, args: &HookArgs) -> Result<i32> {
     let git_dir = repo.path().to_path_buf();
     let root = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
     let config = load_config(args, &root)?;
-    let findings = scan_pushed(&git_dir, &root, &config, commits, None)?.unwrap_or_default();
+    let findings = scan_pushed(&git_dir, &root, &config, commits, None, None)?.unwrap_or_default();
     if findings.is_empty() {
         return Ok(EXIT_CLEAN);
     }
@@ -193,11 +195,11 @@ fn pre_receive(a: &PreReceiveArgs) -> Result<i32> {
     let started = Instant::now();
     // git runs the hook in the repository with the push's objects in a quarantine directory
     // that libgit2 would not see on its own.
-    if let Some(q) = std::env::var_os("GIT_QUARANTINE_PATH").filter(|q| !q.is_empty()) {
-        git::use_quarantine(PathBuf::from(q));
-    }
+    let quarantine = std::env::var_os("GIT_QUARANTINE_PATH")
+        .filter(|q| !q.is_empty())
+        .map(PathBuf::from);
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    let repo = git::open(&git_dir)?;
+    let repo = git::open(&git_dir, quarantine.as_deref())?;
     let git_dir = repo.path().to_path_buf();
     let updates = push::parse_receive(&read_stdin()?).map_err(|e| UsageError(format!("{e:#}")))?;
     // Before the refs are updated, every ref is what the server already has.
@@ -209,7 +211,14 @@ fn pre_receive(a: &PreReceiveArgs) -> Result<i32> {
     let config = load_config(&a.args, &git_dir)?;
     let deadline = started + Duration::from_secs_f64(a.time_budget.max(0.0));
     let n = commits.len();
-    match scan_pushed(&git_dir, &git_dir, &config, commits, Some(deadline))? {
+    match scan_pushed(
+        &git_dir,
+        &git_dir,
+        &config,
+        commits,
+        Some(deadline),
+        quarantine,
+    )? {
         Some(findings) if findings.is_empty() => Ok(EXIT_CLEAN),
         Some(findings) => {
             eprint!("{}", hooks::block_message(Kind::PreReceive, &findings));

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// `keyward rules list`.
 pub fn list(files: &[PathBuf], json: bool) -> Result<i32> {
-    let rules = super::scan::load_rules(files, &Config::default(), &[], &[])?;
+    let rules = crate::prepare::load_rules(files, &Config::default(), &[], &[])?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {

@@ -3,13 +3,13 @@
 use super::UsageError;
 use crate::cli::{DirArgs, ScanArgs, StdinArgs};
 use crate::config::Config;
+use crate::prepare::{self, load_rules};
 use crate::progress::{self, Progress};
 use crate::report::{self, ReportContext};
 use crate::scan::Scan;
 use crate::sources;
 use crate::suppress::Suppressor;
 use anyhow::{Context, Result};
-use keyward_detectors::{RuleSet, Scanner};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,39 +26,15 @@ pub fn prepare(args: &ScanArgs, roots: &[PathBuf]) -> Result<(Config, Scan)> {
     let config =
         Config::load(args.config.as_deref(), roots).map_err(|e| UsageError(format!("{e:#}")))?;
     let rules = load_rules(&args.rule_files, &config, &args.only, &args.disable)?;
-    let scanner = Scanner::builder(Arc::new(rules))
-        .decode_base64(!args.no_decode && config.decode_base64.unwrap_or(true))
-        .keep_failed_validation(args.keep_failed_validation || config.keep_failed_validation)
-        .build();
+    let scanner = prepare::scanner(
+        Arc::new(rules),
+        &config,
+        args.no_decode,
+        args.keep_failed_validation,
+    );
     let suppressor = Suppressor::new(&config, roots, args.baseline.as_deref())
         .map_err(|e| UsageError(format!("{e:#}")))?;
     Ok((config, Scan::new(scanner, suppressor)))
-}
-
-/// Built-in rules plus rule files from flags and config, minus disabled ones.
-pub fn load_rules(
-    files: &[PathBuf],
-    config: &Config,
-    only: &[String],
-    disable: &[String],
-) -> Result<RuleSet> {
-    let mut builder = RuleSet::builder();
-    for f in files.iter().chain(&config.rule_files) {
-        let text = fs_err::read_to_string(f).map_err(|e| UsageError(e.to_string()))?;
-        builder = builder.add_source(f.display().to_string(), text);
-    }
-    if !only.is_empty() {
-        builder = builder.only(only.iter().cloned());
-    }
-    builder = builder.disable(disable.iter().chain(&config.disabled_rules).cloned());
-    let started = std::time::Instant::now();
-    let rules = builder.build().map_err(|e| UsageError(e.to_string()))?;
-    tracing::debug!(
-        rules = rules.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "Rules compiled."
-    );
-    Ok(rules)
 }
 
 /// Worker threads: `--threads`, or every core.

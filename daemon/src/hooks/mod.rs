@@ -17,11 +17,11 @@ pub mod rules;
 pub mod staged;
 
 use crate::config::Config;
+use crate::error::UsageError;
 use crate::finding::Finding;
 use crate::scan::Scan;
 use crate::suppress::Suppressor;
 use anyhow::Result;
-use keyward_detectors::Scanner;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,13 +79,10 @@ impl Kind {
 /// # Errors
 /// A bad config or rule file.
 pub fn build_scan(config: &Config, root: &PathBuf, only: Option<&[String]>) -> Result<Scan> {
-    let rules = crate::cmd::scan::load_rules(&[], config, only.unwrap_or(&[]), &[])?;
-    let scanner = Scanner::builder(Arc::new(rules))
-        .decode_base64(config.decode_base64.unwrap_or(true))
-        .keep_failed_validation(config.keep_failed_validation)
-        .build();
+    let rules = crate::prepare::load_rules(&[], config, only.unwrap_or(&[]), &[])?;
+    let scanner = crate::prepare::scanner(Arc::new(rules), config, false, false);
     let suppressor = Suppressor::new(config, std::slice::from_ref(root), None)
-        .map_err(|e| crate::cmd::UsageError(format!("{e:#}")))?;
+        .map_err(|e| UsageError(format!("{e:#}")))?;
     Ok(Scan::new(scanner, suppressor))
 }
 

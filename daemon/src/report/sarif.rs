@@ -69,7 +69,7 @@ pub(super) fn log(findings: &[Finding], ctx: &ReportContext<'_>) -> Value {
                 .path
                 .clone()
                 .or_else(|| l.image.clone())
-                .unwrap_or_else(|| l.source.to_owned());
+                .unwrap_or_else(|| l.source.as_str().to_owned());
             let mut text = format!("{} found: {}", f.rule_name, f.redacted);
             if let Some(c) = &l.commit {
                 text.push_str(&format!(" (commit {c})"));

@@ -83,7 +83,7 @@ fn scan_file(scan: &Scan, path: &Path, opts: &DirOptions, buf: &mut Vec<u8>) {
         return;
     }
     let location = Location {
-        source: "file",
+        source: crate::finding::SourceKind::File,
         path: Some(shown.clone()),
         ..Location::default()
     };
@@ -169,7 +169,7 @@ fn open_archive(scan: &Scan, shown: &str, data: &[u8], opts: &DirOptions) -> boo
                 return;
             }
             let location = Location {
-                source: "file",
+                source: crate::finding::SourceKind::File,
                 path: Some(path.to_owned()),
                 ..Location::default()
             };

@@ -6,7 +6,7 @@ use crate::scan::Scan;
 /// Scans standard input to its end.
 pub fn scan(scan: &Scan, label: Option<&str>) -> std::io::Result<()> {
     let location = Location {
-        source: "stdin",
+        source: crate::finding::SourceKind::Stdin,
         path: label.map(str::to_owned),
         ..Location::default()
     };

@@ -76,7 +76,7 @@ impl<'a> Attributor<'a> {
     /// The location of something `origin` introduced, at `path`.
     pub fn location(&mut self, origin: &Origin, path: Option<String>) -> Location {
         let mut loc = Location {
-            source: "git",
+            source: crate::finding::SourceKind::Git,
             path,
             ..Location::default()
         };

@@ -29,6 +29,7 @@ use self::oid::{ObjectId, OidMap, OidSet};
 use self::read::{ReadCounts, ReadOptions};
 use self::state::State;
 use self::walk::{BOUNDARY, KNOWN, Origin, Walk};
+use crate::error::UsageError;
 use crate::scan::Scan;
 use crate::suppress::allowed_inline;
 use anyhow::{Context, Result, bail};
@@ -59,6 +60,8 @@ pub struct GitOptions {
     pub threads: usize,
     /// Hash of the rules and options (see [`state::settings_hash`]).
     pub settings: u64,
+    /// A pre-receive hook's quarantine directory (the push's objects), read as an alternate.
+    pub quarantine: Option<PathBuf>,
 }
 
 /// A submodule seen in some tree (not followed).
@@ -135,24 +138,16 @@ pub fn scan_commits(scan: &Scan, opts: &GitOptions, commits: Vec<ObjectId>) -> R
     scan_selection(scan, opts, Some(commits))
 }
 
-/// A pre-receive hook's quarantine directory: objects of a push not yet accepted.
-static QUARANTINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// Reads objects from this object directory too (git's `GIT_QUARANTINE_PATH` during
-/// pre-receive: libgit2 does not read `GIT_ALTERNATE_OBJECT_DIRECTORIES` when a repository is
-/// opened by path). Call before any scan; later calls are ignored.
-pub fn use_quarantine(objects: PathBuf) {
-    let _ = QUARANTINE.set(objects);
-}
-
-/// Opens a repository, with the quarantine directory (if any) as an alternate object store.
+/// Opens a repository; `quarantine` (git's `GIT_QUARANTINE_PATH` during pre-receive: objects of
+/// a push not yet accepted) is added as an alternate object store, since libgit2 does not read
+/// `GIT_ALTERNATE_OBJECT_DIRECTORIES` when a repository is opened by path.
 ///
 /// # Errors
 /// Not a repository, or the quarantine directory cannot be added.
-pub fn open(path: &Path) -> Result<git2::Repository> {
+pub fn open(path: &Path, quarantine: Option<&Path>) -> Result<git2::Repository> {
     let repo = git2::Repository::open(path)
         .with_context(|| format!("{}: not a git repository", path.display()))?;
-    if let Some(q) = QUARANTINE.get() {
+    if let Some(q) = quarantine {
         repo.odb()
             .and_then(|odb| odb.add_disk_alternate(&q.to_string_lossy()))
             .with_context(|| format!("adding the quarantine directory {}", q.display()))?;
@@ -166,8 +161,8 @@ fn scan_selection(
     preselected: Option<Vec<ObjectId>>,
 ) -> Result<GitSummary> {
     let started = std::time::Instant::now();
-    configure_libgit2();
-    let repo = open(&opts.repo)?;
+    init_libgit2();
+    let repo = open(&opts.repo, opts.quarantine.as_deref())?;
     let git_dir = repo.path().to_path_buf();
     let odb = repo.odb().context("opening the object database")?;
     let mut summary = GitSummary {
@@ -217,6 +212,7 @@ fn scan_selection(
         max_file_size: opts.max_file_size,
         threads: opts.threads,
         partial: summary.partial_clone,
+        quarantine: opts.quarantine.clone(),
     };
     // Unbounded: the queue holds object ids only (20 bytes each), and the readers take the
     // newest batches first (see `read::scan_blobs`), which needs the walk to run ahead.
@@ -312,7 +308,14 @@ fn scan_selection(
     Ok(summary)
 }
 
-/// Process-wide libgit2 settings for a read-only scan of every object once.
+/// Makes libgit2's process-wide settings for read-only scans of every object once. Runs its body
+/// once per process however often it is called: `main` calls it at start, before any thread
+/// exists; scans call it too, so a library user who did not gets the same settings.
+pub fn init_libgit2() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(configure_libgit2);
+}
+
 #[allow(unsafe_code)]
 fn configure_libgit2() {
     // Each object is read once, so libgit2's object cache would only hold memory.
@@ -320,8 +323,8 @@ fn configure_libgit2() {
     // zlib's checksum already catches damaged objects; hashing every blob again costs about a
     // third of the read time.
     git2::opts::strict_hash_verification(false);
-    // SAFETY: these set plain integers in libgit2's global settings; they are called before
-    // this process opens any repository, from the one thread that exists at that point.
+    // SAFETY: these set plain integers in libgit2's global settings; `init_libgit2` runs this
+    // once, from `main` before any other thread exists (or before the first scan).
     // Packfile windows are mapped; a cap keeps resident memory flat on multi-GB packs (the
     // default, 8 GiB, would let the whole pack count towards RSS).
     // `partialclone` only says which remote fills in missing objects; a read-only scan that
@@ -368,21 +371,19 @@ fn select_range(
     let resolve = |rev: &str| -> Result<git2::Oid> {
         let obj = repo
             .revparse_single(rev)
-            .map_err(|e| crate::cmd::UsageError(format!("{rev}: {}", e.message())))?;
+            .map_err(|e| UsageError(format!("{rev}: {}", e.message())))?;
         let commit = obj
             .peel_to_commit()
-            .map_err(|e| crate::cmd::UsageError(format!("{rev}: {}", e.message())))?;
+            .map_err(|e| UsageError(format!("{rev}: {}", e.message())))?;
         Ok(commit.id())
     };
     let mut walk = repo.revwalk().context("starting a revision walk")?;
     if let Some(range) = &opts.range {
         let Some((a, b)) = range.split_once("..") else {
-            bail!(crate::cmd::UsageError(format!(
-                "--range {range:?}: expected A..B"
-            )));
+            bail!(UsageError(format!("--range {range:?}: expected A..B")));
         };
         if b.starts_with('.') {
-            bail!(crate::cmd::UsageError(format!(
+            bail!(UsageError(format!(
                 "--range {range:?}: A...B is not supported; use A..B"
             )));
         }

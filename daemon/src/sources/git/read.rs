@@ -19,7 +19,7 @@ const LFS_PREFIX: &[u8] = b"version https://git-lfs.github.com/spec/";
 const LFS_MAX: usize = 1024;
 
 /// Options of the blob pass.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// Scan blobs that look binary.
     pub scan_binary: bool,
@@ -29,6 +29,8 @@ pub struct ReadOptions {
     pub threads: usize,
     /// The repository is a partial clone: a missing blob is expected, not an error.
     pub partial: bool,
+    /// A pre-receive quarantine directory, read as an alternate object store.
+    pub quarantine: Option<std::path::PathBuf>,
 }
 
 /// Counters of the blob pass.
@@ -77,7 +79,7 @@ pub fn scan_blobs(
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    let repo = super::open(git_dir)
+                    let repo = super::open(git_dir, opts.quarantine.as_deref())
                         .with_context(|| format!("opening {}", git_dir.display()))?;
                     let odb = repo.odb().context("opening the object database")?;
                     let mut local = ReadResult::default();

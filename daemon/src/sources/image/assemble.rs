@@ -34,7 +34,7 @@ pub fn report(scan: &Scan, image: &Image) -> usize {
             let deleted = layer.changes.overwritten(&f.path, f.ordinal)
                 || above.iter().any(|(_, l)| l.changes.hides(&f.path));
             let location = Location {
-                source: "image",
+                source: crate::finding::SourceKind::Image,
                 path: Some(f.shown.clone()),
                 image: Some(image.name.clone()),
                 layer: Some(digest.to_string()),
@@ -53,7 +53,7 @@ pub fn report(scan: &Scan, image: &Image) -> usize {
 /// build args and ENV values live here, not in any layer.
 fn scan_config(scan: &Scan, image: &Image, history: &[usize]) -> usize {
     let base = Location {
-        source: "image",
+        source: crate::finding::SourceKind::Image,
         image: Some(image.name.clone()),
         ..Location::default()
     };

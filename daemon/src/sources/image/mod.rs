@@ -24,6 +24,7 @@ pub mod target;
 
 use self::digest::Digest;
 use self::layer::{LayerOptions, LayerScan};
+use crate::error::UsageError;
 use crate::scan::Scan;
 use anyhow::Result;
 use std::collections::HashMap;
@@ -106,7 +107,7 @@ impl<'a> ImageScan<'a> {
     /// Problems inside an image (a broken layer, a digest mismatch) are reported on the scan
     /// and the rest of the image is still scanned.
     pub fn target(&self, target: &str) -> Result<()> {
-        let parsed = Target::parse(target).map_err(crate::cmd::UsageError)?;
+        let parsed = Target::parse(target).map_err(UsageError)?;
         match parsed {
             Target::DockerArchive(p) | Target::OciArchive(p) => {
                 let file = fs_err::File::open(&p)?;
