@@ -85,8 +85,19 @@ pub struct Config {
 }
 
 /// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
+pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses TOML read from `path`; an error names the file, the line and what is wrong (an unknown
+/// or missing key names the key).
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map_or(String::new(), |s| format!(":{}", line_of(text, s.start)));
+        anyhow::anyhow!("{}{line}: {}", path.display(), e.message())
+    })
 }
 
 impl Config {
@@ -98,12 +109,12 @@ impl Config {
 
     /// Parses `text` (read from `path`) and merges it.
     pub fn merge_str(&mut self, path: &Path, text: &str) -> Result<()> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map_or(String::new(), |s| format!(":{}", line_of(text, s.start)));
-            anyhow::anyhow!("{}{line}: {}", path.display(), e.message())
-        })?;
+        let raw: RawConfig = parse_toml(path, text)?;
+        self.merge_raw(path, text, raw)
+    }
+
+    /// Merges an already parsed file (`text` is its contents, for line numbers).
+    pub fn merge_raw(&mut self, path: &Path, text: &str, raw: RawConfig) -> Result<()> {
         let mut problems = Vec::new();
         let base = path.parent().unwrap_or(Path::new("."));
         for (field, list, out) in [

@@ -61,7 +61,7 @@ pub struct Location {
     pub commit: Option<String>,
     /// Git: the commit's author (`Name <email>`).
     pub author: Option<String>,
-    /// Git: the author date, RFC 3339.
+    /// Git: the author date; image: when the image was built. RFC 3339.
     pub date: Option<String>,
     /// Git: the commit summary.
     pub summary: Option<String>,

@@ -10,13 +10,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-/// Counters of a scan, updated from every worker thread.
+/// Counters of a scan, updated from every worker thread. The one place scanned work is counted:
+/// the CLI's summary and the daemon's metrics both read these.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Files (or blobs, or entries) scanned.
     pub files: AtomicU64,
     /// Bytes scanned.
     pub bytes: AtomicU64,
+    /// Image layers read and scanned (a layer met again in the same run is not counted twice).
+    pub layers: AtomicU64,
     /// Findings reported.
     pub findings: AtomicU64,
     /// Findings suppressed (allow comment, ignore file, allowlist, baseline).

@@ -3,7 +3,7 @@
 use super::UsageError;
 use super::scan::{prepare, run, threads};
 use crate::cli::GitArgs;
-use crate::sources::git::{self, GitOptions, state::settings_hash};
+use crate::sources::git::{self, GitOptions};
 use anyhow::{Context, Result};
 
 /// Default `--max-file-size` (the same as `scan dir`'s).
@@ -37,26 +37,13 @@ pub fn git(args: &GitArgs, quiet: bool) -> Result<i32> {
     let decode = !args.scan.no_decode && config.decode_base64.unwrap_or(true);
     let keep_failed = args.scan.keep_failed_validation || config.keep_failed_validation;
 
-    // What decides whether a blob scanned before would give the same findings now.
-    let mut parts: Vec<Vec<u8>> = vec![
-        env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
-        format!("decode={decode} keep_failed={keep_failed}").into_bytes(),
-        format!("binary={} max={max_file_size}", args.scan_binary).into_bytes(),
-    ];
-    for r in scan.scanner().rules().rules() {
-        parts.push(
-            format!(
-                "{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{}",
-                r.id().as_str(),
-                r.pattern(),
-                r.keywords().join("\u{2}"),
-                r.validator(),
-                r.severity().as_str()
-            )
-            .into_bytes(),
-        );
-    }
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let settings = git::state::scan_settings(
+        scan.scanner().rules(),
+        decode,
+        keep_failed,
+        args.scan_binary,
+        max_file_size,
+    );
     let opts = GitOptions {
         repo: args.path.clone(),
         include_unreachable: args.include_unreachable,
@@ -66,7 +53,7 @@ pub fn git(args: &GitArgs, quiet: bool) -> Result<i32> {
         scan_binary: args.scan_binary,
         max_file_size,
         threads: threads(&args.scan),
-        settings: settings_hash(&refs),
+        settings,
         quarantine: None,
     };
     run(&args.scan, quiet, scan, |scan| {

@@ -163,6 +163,37 @@ fn read_ids(r: &mut impl Read) -> Result<OidSet> {
     Ok(set)
 }
 
+/// The settings hash of a scan: what decides whether a blob scanned before would give the same
+/// findings now (the version, the rules, decoding, validation and the blob filters).
+pub fn scan_settings(
+    rules: &keyward_detectors::RuleSet,
+    decode: bool,
+    keep_failed: bool,
+    scan_binary: bool,
+    max_file_size: u64,
+) -> u64 {
+    let mut parts: Vec<Vec<u8>> = vec![
+        env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
+        format!("decode={decode} keep_failed={keep_failed}").into_bytes(),
+        format!("binary={scan_binary} max={max_file_size}").into_bytes(),
+    ];
+    for r in rules.rules() {
+        parts.push(
+            format!(
+                "{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{}",
+                r.id().as_str(),
+                r.pattern(),
+                r.keywords().join("\u{2}"),
+                r.validator(),
+                r.severity().as_str()
+            )
+            .into_bytes(),
+        );
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    settings_hash(&refs)
+}
+
 /// FNV-1a over what decides a scan's result, so a state written under other rules or options
 /// is not trusted.
 pub fn settings_hash(parts: &[&[u8]]) -> u64 {

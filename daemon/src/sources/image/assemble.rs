@@ -40,6 +40,7 @@ pub fn report(scan: &Scan, image: &Image) -> usize {
                 layer: Some(digest.to_string()),
                 layer_index: Some(i as u32),
                 created_by: created_by(i),
+                date: image.config.created.clone(),
                 deleted,
                 ..Location::default()
             };
@@ -55,6 +56,7 @@ fn scan_config(scan: &Scan, image: &Image, history: &[usize]) -> usize {
     let base = Location {
         source: crate::finding::SourceKind::Image,
         image: Some(image.name.clone()),
+        date: image.config.created.clone(),
         ..Location::default()
     };
     let mut n = 0;

@@ -114,6 +114,9 @@ pub struct ImageConfig {
     /// e.g. `v8`.
     #[serde(default)]
     pub variant: Option<String>,
+    /// When the image was built (RFC 3339), if the builder said.
+    #[serde(default)]
+    pub created: Option<String>,
     /// The runtime config.
     #[serde(default)]
     pub config: Option<RunConfig>,
