@@ -124,7 +124,12 @@ pub async fn list_images(socket: &Path) -> Result<Vec<ImageSummary>> {
     let body = Limited::new(resp.into_body(), MAX_LIST)
         .collect()
         .await
-        .map_err(|e| anyhow!("Docker engine at {}: reading /images/json: {e}", socket.display()))?
+        .map_err(|e| {
+            anyhow!(
+                "Docker engine at {}: reading /images/json: {e}",
+                socket.display()
+            )
+        })?
         .to_bytes();
     if status != StatusCode::OK {
         bail!(
@@ -133,8 +138,12 @@ pub async fn list_images(socket: &Path) -> Result<Vec<ImageSummary>> {
             error_message(status, &body)
         );
     }
-    let raw: Vec<Raw> = serde_json::from_slice(&body)
-        .with_context(|| format!("Docker engine at {}: parsing /images/json", socket.display()))?;
+    let raw: Vec<Raw> = serde_json::from_slice(&body).with_context(|| {
+        format!(
+            "Docker engine at {}: parsing /images/json",
+            socket.display()
+        )
+    })?;
     Ok(raw
         .into_iter()
         .map(|r| ImageSummary {
@@ -194,7 +203,8 @@ pub async fn follow(
             Err(e) if !warned => tracing::warn!(
                 socket = %socket.display(),
                 retry_in_s = delay.as_secs(),
-                "Cannot follow the Docker engine's events; reconnecting: {e:#}"
+                error = format!("{e:#}"),
+                "Cannot follow the Docker engine's events; reconnecting."
             ),
             Ok(Ended::Stream) => tracing::debug!(
                 socket = %socket.display(),
@@ -204,7 +214,8 @@ pub async fn follow(
             Err(e) => tracing::debug!(
                 socket = %socket.display(),
                 retry_in_s = delay.as_secs(),
-                "Still cannot follow the Docker engine's events: {e:#}"
+                error = format!("{e:#}"),
+                "Still cannot follow the Docker engine's events."
             ),
         }
         warned = true;
@@ -263,13 +274,19 @@ async fn session(
     let mut lines = Lines::default();
     while let Some(frame) = body.frame().await {
         let frame = frame.with_context(|| {
-            format!("Docker engine at {}: reading the event stream", socket.display())
+            format!(
+                "Docker engine at {}: reading the event stream",
+                socket.display()
+            )
         })?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
         for line in lines.push(&data).with_context(|| {
-            format!("Docker engine at {}: reading the event stream", socket.display())
+            format!(
+                "Docker engine at {}: reading the event stream",
+                socket.display()
+            )
         })? {
             let Some(event) = cursor.admit(&line) else {
                 continue;
@@ -549,7 +566,10 @@ mod tests {
         let mut l = Lines::default();
         assert_eq!(l.push(b"{\"a\":").unwrap(), Vec::<String>::new());
         assert_eq!(l.push(b"1}\n{\"b\"").unwrap(), ["{\"a\":1}"]);
-        assert_eq!(l.push(b":2}\n\n{\"c\":3}\n").unwrap(), ["{\"b\":2}", "{\"c\":3}"]);
+        assert_eq!(
+            l.push(b":2}\n\n{\"c\":3}\n").unwrap(),
+            ["{\"b\":2}", "{\"c\":3}"]
+        );
         assert!(l.push(&vec![b'x'; MAX_LINE + 1]).is_err());
     }
 

@@ -6,8 +6,9 @@
 
 // NOTE: the image tests' harness, compiled a second time here: it is a private module of
 // `image`, and this suite may only add files. Each copy starts its own registry. What this
-// suite does not call would be dead code.
-#[allow(dead_code)]
+// suite does not call would be dead code. TODO: `pub(crate) mod harness;` in image.rs, and
+// `use crate::image::harness` here.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "image/harness.rs"]
 mod harness;
 
@@ -27,7 +28,10 @@ const WITHIN: Duration = Duration::from_secs(10);
 /// Fails unless the Docker engine answers.
 fn require_engine() {
     require("docker", "docker.io");
-    let out = Command::new("docker").arg("info").output().expect("run docker info");
+    let out = Command::new("docker")
+        .arg("info")
+        .output()
+        .expect("run docker info");
     assert!(
         out.status.success(),
         "the Docker engine must run for the watch_ tests (`docker info` failed; start dockerd): {}",
@@ -105,7 +109,7 @@ impl Follower {
                 Ok(Some((e, at))) if want(&e) => return (e, at),
                 Ok(Some((e, _))) => self.seen.push(e),
                 Ok(None) => panic!("follow ended before {what}; seen: {:#?}", self.seen),
-                Err(_) => panic!("no {what} within {WITHIN:?}; seen: {:#?}", self.seen),
+                Err(elapsed) => panic!("no {what} ({elapsed}); seen: {:#?}", self.seen),
             }
         }
     }
@@ -123,7 +127,11 @@ impl Follower {
 /// A `FROM scratch` image holding one file of unique content (so its id is this test's own).
 fn scratch_image(images: &mut Images) -> (String, String) {
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("hello.txt"), format!("hello {}\n", unique())).unwrap();
+    std::fs::write(
+        ctx.path().join("hello.txt"),
+        format!("hello {}\n", unique()),
+    )
+    .unwrap();
     let tag = images.build(ctx.path(), "FROM scratch\nCOPY hello.txt /hello.txt\n", &[]);
     let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
     (tag, id)
@@ -140,7 +148,9 @@ async fn watch_docker_build_and_tag_send_tag_events() {
     let build_started = Instant::now();
     let (tag, id) = scratch_image(&mut images);
     let build_done = Instant::now();
-    let (e, at) = f.expect(&format!("tag event for {tag}"), |e| e.image == tag).await;
+    let (e, at) = f
+        .expect(&format!("tag event for {tag}"), |e| e.image == tag)
+        .await;
     assert_eq!(
         (e.action.as_str(), e.image.as_str(), e.id.as_str()),
         ("tag", tag.as_str(), id.as_str())
@@ -190,7 +200,9 @@ async fn watch_docker_load_sends_load_event() {
     let load_started = Instant::now();
     docker(&["load", "-i", saved.to_str().unwrap()]);
     let load_done = Instant::now();
-    let (e, at) = f.expect(&format!("load event for {id}"), |e| e.action == "load").await;
+    let (e, at) = f
+        .expect(&format!("load event for {id}"), |e| e.action == "load")
+        .await;
     assert_eq!(
         e,
         ImageEvent {
@@ -302,7 +314,10 @@ async fn watch_events_reconnect_asks_since_last_event() {
     let prefix = "/events?filters=%7B%22type%22%3A%5B%22image%22%5D%7D&since=";
     assert!(target.starts_with(prefix), "{target}");
     let start = since_nanos(&target);
-    assert!(start >= before, "{target}: since is before follow was called");
+    assert!(
+        start >= before,
+        "{target}: since is before follow was called"
+    );
 
     let t = start + 1_000;
     let id_a = format!("sha256:{}", "a".repeat(64));
@@ -311,9 +326,11 @@ async fn watch_events_reconnect_asks_since_last_event() {
     let load = event_line("load", &id_b, &id_b, t + 500);
     let untag = event_line("untag", &id_a, &id_a, t + 600);
     let (load1, load2) = load.split_at(load.len() / 2);
-    c1.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .await
-        .unwrap();
+    c1.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
     // The load event is split across two chunks, written apart.
     c1.write_all(chunk(&format!("{tag}{load1}")).as_bytes())
         .await
@@ -363,9 +380,11 @@ async fn watch_events_reconnect_asks_since_last_event() {
     // nanosecond (new), then a pull.
     let tag2 = event_line("tag", &id_a, "team/app:2", t + 600);
     let pull = event_line("pull", "busybox:latest", "busybox", t + 700);
-    c2.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .await
-        .unwrap();
+    c2.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
     c2.write_all(chunk(&format!("{untag}{tag2}{pull}")).as_bytes())
         .await
         .unwrap();
@@ -421,10 +440,7 @@ fn watch_registry_poll_reports_new_and_moved_tags() {
     require_engine();
     let reg = open_registry();
     let mut images = Images::default();
-    let (x, _) = scratch_image(&mut images);
-    let (y, _) = scratch_image(&mut images);
-    let (z, _) = scratch_image(&mut images);
-    let (w, _) = scratch_image(&mut images);
+    let [first, second, third, fourth] = std::array::from_fn(|_| scratch_image(&mut images).0);
     let repo = format!("watch/{}", unique());
     let push = |image: &str, tag: &str| {
         skopeo_copy(
@@ -434,19 +450,25 @@ fn watch_registry_poll_reports_new_and_moved_tags() {
         );
         remote_digest(&reg.addr, &repo, tag, None)
     };
-    let a1 = push(&x, "a");
-    let b = push(&y, "b");
+    let a_before = push(&first, "a");
+    let b_digest = push(&second, "b");
     let before = poll(&reg.addr, &repo, true, None).unwrap();
-    assert_eq!(before, map(&[("a", &a1), ("b", &b)]));
+    assert_eq!(before, map(&[("a", &a_before), ("b", &b_digest)]));
 
-    let c = push(&z, "c");
-    let a2 = push(&w, "a");
-    assert_ne!(a1, a2);
+    let c_digest = push(&third, "c");
+    let a_now = push(&fourth, "a");
+    assert_ne!(a_before, a_now);
     let now = poll(&reg.addr, &repo, true, None).unwrap();
-    assert_eq!(now, map(&[("a", &a2), ("b", &b), ("c", &c)]));
+    assert_eq!(
+        now,
+        map(&[("a", &a_now), ("b", &b_digest), ("c", &c_digest)])
+    );
     assert_eq!(
         changed(&before, &now),
-        [("a".to_owned(), a2.clone()), ("c".to_owned(), c.clone())]
+        [
+            ("a".to_owned(), a_now.clone()),
+            ("c".to_owned(), c_digest.clone())
+        ]
     );
     assert_eq!(changed(&now, &now), []);
 

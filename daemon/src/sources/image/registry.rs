@@ -408,7 +408,10 @@ fn next_link(header: &str) -> Option<String> {
             .filter_map(|p| p.split_once('='))
             .any(|(k, v)| {
                 k.trim().eq_ignore_ascii_case("rel")
-                    && v.trim().trim_matches('"').split_whitespace().any(|r| r == "next")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r == "next")
             })
             .then(|| target.to_owned())
     })
