@@ -19,3 +19,5 @@ pub mod report;
 pub mod scan;
 pub mod sources;
 pub mod suppress;
+/// Watchers that tell the daemon about new images: Docker engine events, registry polls.
+pub mod watch;

@@ -18,3 +18,5 @@ mod reports;
 mod rules_cmd;
 /// `scan stdin`: streaming, chunk boundaries, `-`.
 mod stdin;
+/// Image watchers: Docker engine events (real and scripted engine), registry tag polling.
+mod watch;

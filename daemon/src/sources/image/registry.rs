@@ -240,6 +240,183 @@ impl<'a> BlobStore<'a> for Client {
     }
 }
 
+/// One repository on a registry: its tags, and the manifest digest each points at (what the
+/// daemon's registry watcher polls). Authenticates like a scan: basic, or a bearer token from
+/// the realm the registry names, kept for the following requests.
+pub struct Repository {
+    client: Client,
+    /// `n` of `tags/list`; `None`: the registry's default page.
+    page_size: Option<u32>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("base", &self.client.base)
+            .field("repo", &self.client.repo)
+            .field("credentials", &self.client.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// `repo` (`team/app`) on `host` (`host[:port]`; `docker.io` is Docker Hub), over plain
+    /// HTTP when `insecure`; anonymous unless `credentials` are given.
+    pub fn new(
+        host: &str,
+        repo: &str,
+        insecure: bool,
+        credentials: Option<Credentials>,
+    ) -> Repository {
+        let r = RegistryRef {
+            host: host.to_owned(),
+            repo: repo.to_owned(),
+            reference: String::new(),
+        };
+        Repository {
+            client: Client::new(&r, insecure, credentials),
+            page_size: None,
+        }
+    }
+
+    /// Asks for `n` tags a page. Pages are followed either way; this only sets their size.
+    #[must_use]
+    pub fn page_size(mut self, n: u32) -> Repository {
+        self.page_size = Some(n);
+        self
+    }
+
+    /// Every tag, in the registry's order: `GET /v2/<repo>/tags/list`, then each
+    /// `Link: <…>; rel="next"` page.
+    ///
+    /// # Errors
+    /// The registry cannot be reached, refuses the credentials, has no such repository, or
+    /// sends a next page on another host or one already read.
+    pub fn tags(&self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut path = format!("/v2/{}/tags/list", self.client.repo);
+        if let Some(n) = self.page_size {
+            path = format!("{path}?n={n}");
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut tags = Vec::new();
+        loop {
+            let resp = self.client.get(&path, Some("application/json"))?;
+            let next = resp
+                .headers()
+                .get_all("link")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+            let bytes = oci::read_document(resp.into_body().into_reader())
+                .with_context(|| format!("reading {path}"))?;
+            let page: Page = serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing the tag list {path}"))?;
+            tags.extend(page.tags.unwrap_or_default());
+            seen.insert(path);
+            let Some(next) = next else {
+                return Ok(tags);
+            };
+            path = match next.strip_prefix(&self.client.base) {
+                Some(p) if p.starts_with('/') => p.to_owned(),
+                _ if next.starts_with('/') => next,
+                _ => bail!(
+                    "{}: the next page of tags is on another host: {next}",
+                    self.client.base
+                ),
+            };
+            if seen.contains(&path) {
+                bail!("{}: the tag list's pages loop at {path}", self.client.base);
+            }
+        }
+    }
+
+    /// The digest of the manifest `reference` (a tag or digest) points at: `HEAD
+    /// /v2/<repo>/manifests/<reference>`'s `Docker-Content-Digest` (asking for every manifest
+    /// and index type, so the stored one is what is digested, not a conversion), or, from a
+    /// registry that sends none, the digest of the manifest's bytes. `None` when there is no
+    /// such manifest.
+    ///
+    /// NOTE: HEAD first: it transfers nothing, and Docker Hub does not count it against the
+    /// pull rate limit.
+    ///
+    /// # Errors
+    /// The registry cannot be reached, refuses the credentials, or answers with an error.
+    pub fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        let path = format!("/v2/{}/manifests/{reference}", self.client.repo);
+        let resp = self.client.head(&path, ACCEPT)?;
+        let status = resp.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        if !(200..300).contains(&status) {
+            bail!("HEAD {}{path}: HTTP {status}", self.client.base);
+        }
+        let header = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v.trim()).ok());
+        match header {
+            Some(d) => Ok(Some(d)),
+            None => Ok(Some(Digest::of(&self.client.manifest(reference)?))),
+        }
+    }
+}
+
+impl Client {
+    /// A HEAD that authenticates on a 401 challenge and retries once, like [`Client::get`];
+    /// any other status is returned for the caller to judge (a 404 is an answer here).
+    fn head(&self, path: &str, accept: &str) -> Result<ureq::http::Response<ureq::Body>> {
+        let url = format!("{}{path}", self.base);
+        for attempt in 0..2 {
+            let mut req = self.agent.head(&url).header("Accept", accept);
+            let auth = self.lock_auth().clone();
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a.expose());
+            }
+            let resp = req.call().map_err(|e| anyhow!("HEAD {url}: {e}"))?;
+            if resp.status().as_u16() == 401 && attempt == 0 {
+                let challenge = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                self.authenticate(&challenge)
+                    .with_context(|| format!("authenticating to {}", self.base))?;
+                continue;
+            }
+            return Ok(resp);
+        }
+        bail!("HEAD {url}: still unauthorized after authenticating")
+    }
+}
+
+/// The target of a `Link` header's `rel="next"` entry: `</v2/a/tags/list?last=x&n=1>;
+/// rel="next"` → `/v2/a/tags/list?last=x&n=1`.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|entry| {
+        let (target, params) = entry.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .filter_map(|p| p.split_once('='))
+            .any(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("rel")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r == "next")
+            })
+            .then(|| target.to_owned())
+    })
+}
+
 /// `Bearer realm="…",service="…",scope="…"` → (`Bearer`, params). Values may be quoted and
 /// hold commas.
 fn parse_challenge(s: &str) -> (String, BTreeMap<String, String>) {
@@ -343,6 +520,21 @@ mod tests {
             (s.as_str(), p["realm"].as_str()),
             ("Basic", "Registry Realm")
         );
+    }
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            next_link(r#"</v2/a/b/tags/list?last=t1&n=1>; rel="next""#).as_deref(),
+            Some("/v2/a/b/tags/list?last=t1&n=1")
+        );
+        assert_eq!(
+            next_link(r#"<https://r.example/v2/a/tags/list?n=2&last=x>; rel="prev", </v2/a/tags/list?n=2&last=y>; rel="next""#)
+                .as_deref(),
+            Some("/v2/a/tags/list?n=2&last=y")
+        );
+        assert_eq!(next_link(r#"</v2/a/tags/list>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
     }
 
     #[test]
