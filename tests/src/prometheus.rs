@@ -141,14 +141,12 @@ impl Prometheus {
     pub fn start(scrape_target: &str, rule_files: &[PathBuf], alertmanager: Option<&str>) -> Self {
         let bin = find_tool(&["prometheus"]);
         let dir = tempfile::tempdir().expect("tempdir");
-        let rules: String = rule_files
-            .iter()
-            .map(|p| {
-                let abs = std::fs::canonicalize(p)
-                    .unwrap_or_else(|e| panic!("rule file {}: {e}", p.display()));
-                format!("  - {}\n", json_str(&abs.to_string_lossy()))
-            })
-            .collect();
+        let mut rules = String::new();
+        for p in rule_files {
+            let abs = std::fs::canonicalize(p)
+                .unwrap_or_else(|e| panic!("rule file {}: {e}", p.display()));
+            rules += &format!("  - {}\n", json_str(&abs.to_string_lossy()));
+        }
         let alerting = alertmanager.map_or(String::new(), |am| {
             format!(
                 "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{}]\n",
