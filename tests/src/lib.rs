@@ -11,6 +11,9 @@
 //! A missing binary fails the test with the command that installs it; it never skips.
 //! This crate depends on no workspace crate, so any crate can dev-depend on it.
 
+/// Prometheus, Alertmanager and a webhook receiver, to test the alert rules end to end.
+pub mod prometheus;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
