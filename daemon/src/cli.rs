@@ -39,6 +39,114 @@ pub enum Command {
     /// Git hooks: pre-commit, pre-push, pre-receive (and installing them).
     #[command(subcommand, after_help = HOOK_HELP)]
     Hook(HookCommand),
+    /// Run the daemon: watch repositories and images, keep findings, serve the API and metrics.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Triage the daemon's findings (list, show, ignore, resolve) over its API.
+    #[command(subcommand, after_help = FINDINGS_HELP)]
+    Findings(FindingsCommand),
+}
+
+const SERVE_HELP: &str = "Examples:
+  keyward serve --config /etc/keyward/keyward.toml
+  keyward serve --config /etc/keyward/keyward.toml --check    check config and rules, bind nothing
+Signals: SIGHUP reloads config and rules (a bad file keeps the old ones); SIGTERM stops, putting
+running scans back in the queue after [scan] shutdown-timeout.
+The example config with every key: packaging/keyward.toml.";
+
+const FINDINGS_HELP: &str = "Examples:
+  keyward findings list --severity critical
+  keyward findings show 93145ee4aeaca419a05364a3d5ad0af6
+  keyward findings ignore 93145ee4… --reason \"test fixture, revoked\"
+  keyward findings resolve 93145ee4… --reason \"rotated on 2026-12-01\"
+The daemon is reached on its local socket (--socket, KEYWARD_SOCKET) or --url http://HOST:PORT
+with --token-file.";
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The daemon's config file.
+    #[arg(long, short = 'c', env = "KEYWARD_SERVE_CONFIG", default_value = "/etc/keyward/keyward.toml")]
+    pub config: PathBuf,
+    /// Check the config and rules, print what is wrong, and exit (0 valid, 64 not).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// How `keyward findings` reaches the daemon.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The daemon's local socket.
+    #[arg(long, env = "KEYWARD_SOCKET", default_value = "/run/keyward/keyward.sock", global = true)]
+    pub socket: PathBuf,
+    /// The daemon's HTTP address instead (http://HOST:PORT).
+    #[arg(long, env = "KEYWARD_URL", global = true)]
+    pub url: Option<String>,
+    /// A file holding the bearer token (for a non-loopback listener).
+    #[arg(long, env = "KEYWARD_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `findings …`.
+#[derive(Debug, Subcommand)]
+pub enum FindingsCommand {
+    /// Findings, newest first.
+    List {
+        /// open, ignored, resolved or revoked (default: open).
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// critical, high, medium or low.
+        #[arg(long)]
+        severity: Option<String>,
+        /// A rule id.
+        #[arg(long)]
+        rule: Option<String>,
+        /// A source name or kind (git, image).
+        #[arg(long)]
+        source: Option<String>,
+        /// First seen since (unix seconds or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// One finding with every location and its status history.
+    Show {
+        /// Its fingerprint.
+        fingerprint: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Mark a finding ignored (a false positive, an accepted risk).
+    Ignore(TriageArgs),
+    /// Mark a finding resolved (the credential was rotated or revoked).
+    Resolve(TriageArgs),
+    /// Open a finding again.
+    Reopen(TriageArgs),
+}
+
+/// `findings ignore|resolve|reopen`.
+#[derive(Debug, Args)]
+pub struct TriageArgs {
+    /// The finding's fingerprint.
+    pub fingerprint: String,
+    /// Why (kept in the finding's history).
+    #[arg(long, short = 'r')]
+    pub reason: String,
+    /// Who (default: $USER).
+    #[arg(long, env = "USER")]
+    pub by: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 const HOOK_HELP: &str = "Examples:
@@ -65,13 +173,24 @@ pub enum HookCommand {
     /// Server side, in a bare repository: scan what a push introduces (`OLD NEW REF` lines on
     /// stdin, objects in git's quarantine included); exit 1 to reject.
     PreReceive(PreReceiveArgs),
-    /// Ask a running keyward daemon to scan the pushed refs.
-    PostReceive(HookArgs),
+    /// Ask the running keyward daemon (`keyward serve`) to scan the pushed refs now.
+    PostReceive(PostReceiveArgs),
     /// Install hook scripts (core.hooksPath respected; an existing hook is chained, not
     /// overwritten).
     Install(InstallArgs),
     /// Remove the hook scripts `install` wrote (and restore the hooks they chained).
     Uninstall(InstallArgs),
+}
+
+/// `hook post-receive`.
+#[derive(Debug, Args)]
+pub struct PostReceiveArgs {
+    /// The daemon's local socket.
+    #[arg(long, env = "KEYWARD_SOCKET", default_value = "/run/keyward/keyward.sock")]
+    pub socket: PathBuf,
+    /// Accepted for symmetry with the other hooks; the daemon's own config applies.
+    #[arg(long, short = 'c', env = "KEYWARD_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Options of every hook.

@@ -8,6 +8,7 @@
 //! codes.
 
 pub mod cli;
+pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod prepare;
 pub mod progress;
 pub mod report;
 pub mod scan;
+pub mod serve;
 pub mod sources;
 pub mod suppress;
 /// Watchers that tell the daemon about new images: Docker engine events, registry polls.

@@ -23,6 +23,8 @@ fn main() {
         Command::Config(ConfigCommand::Example) => cmd::config::example(),
         Command::Config(ConfigCommand::Check { file }) => cmd::config::check(file),
         Command::Hook(c) => cmd::hook::hook(c),
+        Command::Serve(a) => cmd::serve::serve(a),
+        Command::Findings(c) => cmd::findings::findings(c),
     };
     let code = match result {
         Ok(code) => code,

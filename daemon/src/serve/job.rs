@@ -1,0 +1,405 @@
+//! One job: bring one source up to date, on a blocking thread. Scans only what is new (git
+//! state, image ids, drop-directory files and registry digests already scanned are kept in the
+//! store), records the findings, and only then records the new scan state, so a crash between
+//! the two scans again rather than loses a finding.
+
+use super::config::{SourceConfig, SourceSpec};
+use super::{Current, Daemon, now};
+use crate::finding::Finding;
+use crate::prepare;
+use crate::scan::Scan;
+use crate::sources::archive::ArchiveLimits;
+use crate::sources::git::{self, GitOptions};
+use crate::sources::image::layer::LayerOptions;
+use crate::sources::image::registry::RegistryOptions;
+use crate::sources::image::{ImageOptions, ImageScan};
+use crate::store::{Detection, StoredFinding, StoredLocation, Unix};
+use crate::suppress::Suppressor;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+/// What a job did.
+#[derive(Debug, Default, Clone)]
+pub struct JobReport {
+    /// Bytes scanned.
+    pub bytes: u64,
+    /// Files and blobs scanned.
+    pub objects: u64,
+    /// Image layers scanned.
+    pub layers: u64,
+    /// Findings seen (after suppression; a known secret counts again).
+    pub findings: u64,
+    /// Findings new to the store.
+    pub new_findings: u64,
+}
+
+/// Runs the job for `source`.
+///
+/// # Errors
+/// The source could not be read (the job is retried with back-off) or the store failed.
+pub fn run(daemon: &Daemon, current: &Current, source: &SourceConfig) -> Result<JobReport> {
+    let scan = new_scan(current)?;
+    let mut report = JobReport::default();
+    match &source.spec {
+        SourceSpec::Git { path, .. } => git_job(daemon, current, source, path, &scan, &mut report)?,
+        SourceSpec::Docker { socket } => docker_job(daemon, current, source, socket, &scan, &mut report)?,
+        SourceSpec::Drop { path } => drop_job(daemon, current, source, path, &scan, &mut report)?,
+        SourceSpec::Registry {
+            registry,
+            repository,
+            insecure,
+        } => registry_job(
+            daemon, current, source, registry, repository, *insecure, &scan, &mut report,
+        )?,
+    }
+    report.bytes = scan.stats.bytes.load(Relaxed);
+    report.objects = scan.stats.files.load(Relaxed);
+    report.layers = scan.stats.layers.load(Relaxed);
+    Ok(report)
+}
+
+fn new_scan(current: &Current) -> Result<Scan> {
+    let config = &current.config.scan;
+    let scanner = prepare::scanner(current.rules.clone(), config, false, false);
+    let suppressor = Suppressor::new(config, &[], None)?;
+    Ok(Scan::new(scanner, suppressor))
+}
+
+/// Stores what `scan` found in `source`, with metrics for new findings.
+fn record(daemon: &Daemon, source: &SourceConfig, scan: &Scan, report: &mut JobReport) -> Result<()> {
+    let findings = scan.take_findings();
+    report.findings += findings.len() as u64;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let repository = match &source.spec {
+        SourceSpec::Git { path, .. } => Some(path.display().to_string()),
+        _ => None,
+    };
+    let detections: Vec<Detection> = findings
+        .iter()
+        .map(|f| detection(f, &source.name, repository.as_deref()))
+        .collect();
+    let outcome = daemon
+        .store_op(|s| s.record(&detections, now()))
+        .context("recording findings in the store")?;
+    report.new_findings += outcome.new_findings.len() as u64;
+    for n in &outcome.new_findings {
+        daemon
+            .metrics
+            .findings_new
+            .with_label_values(&[&n.severity, &n.source_kind])
+            .inc();
+        if let Some(t) = n.time_to_detect {
+            daemon
+                .metrics
+                .time_to_detect
+                .with_label_values(&[&n.source_kind])
+                .observe(t.max(0.0));
+        }
+        tracing::warn!(
+            source = %source.name,
+            rule = %n.rule,
+            severity = %n.severity,
+            fingerprint = %n.fingerprint,
+            "New finding."
+        );
+    }
+    Ok(())
+}
+
+/// The stored form of a finding: everything but the secret.
+pub fn detection(f: &Finding, source: &str, repository: Option<&str>) -> Detection {
+    let l = &f.location;
+    Detection {
+        finding: StoredFinding {
+            fingerprint: f.fingerprint.as_str().to_owned(),
+            rule: f.rule.clone(),
+            rule_name: f.rule_name.clone(),
+            severity: f.severity.as_str().to_owned(),
+            redacted: f.redacted.clone(),
+            validation: f.validation.to_owned(),
+            source_kind: l.source.as_str().to_owned(),
+        },
+        location: StoredLocation {
+            source: source.to_owned(),
+            source_kind: l.source.as_str().to_owned(),
+            repository: repository.map(str::to_owned),
+            commit: l.commit.clone(),
+            author: l.author.clone(),
+            path: l.path.clone(),
+            line: l.line,
+            column: l.column,
+            image: l.image.clone(),
+            layer: l.layer.clone(),
+            layer_index: l.layer_index,
+            deleted: l.deleted,
+            content_created: l.date.as_deref().and_then(parse_time),
+        },
+    }
+}
+
+/// An RFC 3339 time (git dates, image `created`) as unix seconds.
+fn parse_time(s: &str) -> Option<Unix> {
+    let t = humantime::parse_rfc3339_weak(s)
+        .ok()
+        .or_else(|| {
+            // Offsets other than Z: humantime takes only UTC; shift by hand.
+            let (base, sign, off) = split_offset(s)?;
+            let t = humantime::parse_rfc3339_weak(base).ok()?;
+            let d = Duration::from_secs(off);
+            if sign > 0 { t.checked_sub(d) } else { t.checked_add(d) }
+        })?;
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64)
+}
+
+fn split_offset(s: &str) -> Option<(&str, i32, u64)> {
+    let i = s.len().checked_sub(6)?;
+    let (base, off) = s.split_at(i);
+    let sign = match off.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let h: u64 = off.get(1..3)?.parse().ok()?;
+    let m: u64 = off.get(4..6)?.parse().ok()?;
+    Some((base, sign, h * 3600 + m * 60))
+}
+
+fn git_job(
+    daemon: &Daemon,
+    current: &Current,
+    source: &SourceConfig,
+    path: &Path,
+    scan: &Scan,
+    report: &mut JobReport,
+) -> Result<()> {
+    let config = &current.config;
+    let key = format!("git:{}", source.name);
+    let dir = config.state_dir.join("git");
+    fs_err::create_dir_all(&dir)?;
+    // The store holds the state (shared by a fleet); the scan reads and writes a file.
+    let state_path = dir.join(format!("{}.state", source.name));
+    match daemon.store_op(|s| s.get_state(&key))? {
+        Some(bytes) => fs_err::write(&state_path, bytes)?,
+        None => {
+            let _ = fs_err::remove_file(&state_path);
+        }
+    }
+    let settings = git::state::scan_settings(
+        &current.rules,
+        config.scan.decode_base64.unwrap_or(true),
+        config.scan.keep_failed_validation,
+        false,
+        config.max_file_size,
+    );
+    let opts = GitOptions {
+        repo: path.to_path_buf(),
+        include_unreachable: false,
+        since: None,
+        range: None,
+        state: Some(state_path.clone()),
+        scan_binary: false,
+        max_file_size: config.max_file_size,
+        threads: config.threads,
+        settings,
+        quarantine: None,
+    };
+    let summary = git::scan(scan, &opts)?;
+    record(daemon, source, scan, report)?;
+    let bytes = fs_err::read(&state_path)?;
+    daemon.store_op(|s| s.put_state(&key, &bytes, now()))?;
+    tracing::debug!(
+        source = %source.name,
+        commits = summary.commits,
+        blobs = summary.blobs_scanned,
+        incremental = summary.incremental,
+        "Git scan done."
+    );
+    Ok(())
+}
+
+fn image_options(current: &Current, insecure: bool, docker_socket: Option<&Path>) -> ImageOptions {
+    let config = &current.config;
+    ImageOptions {
+        layer: LayerOptions {
+            archives: ArchiveLimits::default(),
+            max_file_size: config.max_file_size,
+            scan_binary: false,
+            threads: config.threads,
+        },
+        platforms: Vec::new(),
+        registry: RegistryOptions {
+            insecure,
+            credentials: None,
+            authfile: None,
+        },
+        docker_host: docker_socket.map(|p| format!("unix://{}", p.display())),
+    }
+}
+
+/// Scans one image target; an integrity failure (digest mismatch) fails the job.
+fn scan_target(daemon: &Daemon, scan: &Scan, opts: &ImageOptions, target: &str) -> Result<()> {
+    let ctx = ImageScan::new(scan, opts, &daemon.layers);
+    ctx.target(target)
+        .with_context(|| format!("scanning {target}"))?;
+    let integrity = ctx.integrity_errors();
+    if !integrity.is_empty() {
+        bail!("{target}: {}", integrity.join("; "));
+    }
+    Ok(())
+}
+
+fn docker_job(
+    daemon: &Daemon,
+    current: &Current,
+    source: &SourceConfig,
+    socket: &Path,
+    scan: &Scan,
+    report: &mut JobReport,
+) -> Result<()> {
+    let handle = tokio::runtime::Handle::current();
+    let mut images = handle.block_on(crate::watch::docker_events::list_images(socket))?;
+    images.sort_by_key(|i| i.created);
+    let opts = image_options(current, false, Some(socket));
+    for image in images {
+        let key = image.id.clone();
+        if daemon.store_op(|s| s.is_scanned("docker-image", &key))? {
+            continue;
+        }
+        let name = image.repo_tags.first().cloned().unwrap_or_else(|| image.id.clone());
+        scan_target(daemon, scan, &opts, &format!("docker-daemon:{name}"))?;
+        record(daemon, source, scan, report)?;
+        daemon.store_op(|s| s.mark_scanned("docker-image", &key, now()))?;
+    }
+    Ok(())
+}
+
+/// A file in a drop directory is scanned once it has not changed for this long (it may still be
+/// being written).
+const SETTLE: Duration = Duration::from_secs(1);
+
+fn drop_job(
+    daemon: &Daemon,
+    current: &Current,
+    source: &SourceConfig,
+    dir: &Path,
+    scan: &Scan,
+    report: &mut JobReport,
+) -> Result<()> {
+    let opts = image_options(current, false, None);
+    let mut entries: Vec<_> = fs_err::read_dir(dir)?
+        .filter_map(std::result::Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    let mut unsettled = false;
+    let mut failures = Vec::new();
+    for path in entries {
+        let Ok(meta) = fs_err::metadata(&path) else {
+            continue;
+        };
+        let (target, stamp_path) = if meta.is_file() {
+            (format!("docker-archive:{}", path.display()), path.clone())
+        } else if path.join("oci-layout").is_file() && path.join("index.json").is_file() {
+            (format!("oci:{}", path.display()), path.join("index.json"))
+        } else {
+            continue;
+        };
+        let stamp = fs_err::metadata(&stamp_path)?;
+        let modified = stamp.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if modified.elapsed().unwrap_or_default() < SETTLE {
+            unsettled = true;
+            continue;
+        }
+        let key = format!(
+            "{}:{}:{}",
+            path.display(),
+            stamp.len(),
+            modified
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        if daemon.store_op(|s| s.is_scanned("drop", &key))? {
+            continue;
+        }
+        match scan_target(daemon, scan, &opts, &target) {
+            Ok(()) => {
+                record(daemon, source, scan, report)?;
+                daemon.store_op(|s| s.mark_scanned("drop", &key, now()))?;
+            }
+            Err(e) => {
+                // What was found is kept; the file is tried again with the job.
+                record(daemon, source, scan, report)?;
+                failures.push(format!("{e:#}"));
+            }
+        }
+    }
+    if unsettled {
+        // Come back once the file has settled.
+        let _ = daemon.enqueue(&source.name, source.job_kind(), "settling");
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn registry_job(
+    daemon: &Daemon,
+    current: &Current,
+    source: &SourceConfig,
+    registry: &str,
+    repository: &str,
+    insecure: bool,
+    scan: &Scan,
+    report: &mut JobReport,
+) -> Result<()> {
+    let key = format!("registry:{}", source.name);
+    let before: BTreeMap<String, String> = daemon
+        .store_op(|s| s.get_state(&key))?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let now_tags = crate::watch::registry_poll::poll(registry, repository, insecure, None)?;
+    let changed = crate::watch::registry_poll::changed(&before, &now_tags);
+    let opts = image_options(current, insecure, None);
+    let mut done = before.clone();
+    done.retain(|t, _| now_tags.contains_key(t));
+    for (tag, digest) in changed {
+        let scanned_key = format!("{registry}/{repository}@{digest}");
+        if !daemon.store_op(|s| s.is_scanned("registry-manifest", &scanned_key))? {
+            scan_target(
+                daemon,
+                scan,
+                &opts,
+                &format!("docker://{registry}/{repository}:{tag}"),
+            )?;
+            record(daemon, source, scan, report)?;
+            daemon.store_op(|s| s.mark_scanned("registry-manifest", &scanned_key, now()))?;
+        }
+        done.insert(tag, digest);
+        let bytes = serde_json::to_vec(&done).expect("a map of strings serializes");
+        daemon.store_op(|s| s.put_state(&key, &bytes, now()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_with_offsets() {
+        assert_eq!(parse_time("2024-01-02T03:04:05Z"), Some(1_704_164_645));
+        assert_eq!(parse_time("2024-01-02T05:04:05+02:00"), Some(1_704_164_645));
+        assert_eq!(parse_time("2024-01-02T01:04:05-02:00"), Some(1_704_164_645));
+        assert_eq!(parse_time("2024-01-02T03:04:05.123456789Z"), Some(1_704_164_645));
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}
