@@ -6,6 +6,7 @@
 //! JSONL or SARIF. [`hooks`] are the git hooks (pre-commit, pre-push, pre-receive). [`cli`]
 //! declares the command line and [`cmd`] runs each command; `main.rs` only maps results to exit
 //! codes.
+//! [`store`] keeps the daemon's findings, job queue and scan state in SQLite or PostgreSQL.
 
 pub mod cli;
 pub mod cmd;
@@ -16,4 +17,5 @@ pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod sources;
+pub mod store;
 pub mod suppress;

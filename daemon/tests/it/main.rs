@@ -18,3 +18,5 @@ mod reports;
 mod rules_cmd;
 /// `scan stdin`: streaming, chunk boundaries, `-`.
 mod stdin;
+/// The findings store: one set of test bodies run on SQLite and on a real PostgreSQL.
+mod store;
