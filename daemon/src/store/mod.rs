@@ -288,8 +288,10 @@ pub struct OpenCount {
     pub count: u64,
 }
 
-/// A job's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// A job's id (ordered as created).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct JobId(pub i64);
 
 impl fmt::Display for JobId {
@@ -497,8 +499,13 @@ pub trait Store: Send + Sync {
     ///
     /// A retry when another job for the same source is already queued is folded into that job:
     /// this one becomes failed (with its error), since the queued one scans the same source.
-    fn finish(&self, id: JobId, owner: &str, now: Unix, outcome: &JobOutcome)
-    -> anyhow::Result<bool>;
+    fn finish(
+        &self,
+        id: JobId,
+        owner: &str,
+        now: Unix,
+        outcome: &JobOutcome,
+    ) -> anyhow::Result<bool>;
     /// Newest first; `limit` as in [`FindingFilter::limit`] (0 = 100, at most 1000).
     fn list_jobs(&self, limit: u32) -> anyhow::Result<Vec<JobView>>;
     /// Jobs queued or running.
@@ -785,7 +792,10 @@ fn finding_filter_sql(
         let p = push(SqlValue::Int(since), &mut params);
         conds.push(format!("f.first_seen >= {p}"));
     }
-    let limit = push(SqlValue::Int(i64::from(filter.effective_limit())), &mut params);
+    let limit = push(
+        SqlValue::Int(i64::from(filter.effective_limit())),
+        &mut params,
+    );
     let offset = push(SqlValue::Int(i64::from(filter.offset)), &mut params);
     let mut sql = String::new();
     if !conds.is_empty() {
@@ -888,13 +898,13 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         for (spec, want) in [
-            (
-                "postgres://u:pw@h:5432/db",
-                "postgres://u:***@h:5432/db",
-            ),
+            ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
             ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
             ("postgres://u@h/db", "postgres://u@h/db"),
-            ("postgres://h/db?password=x&sslmode=disable", "postgres://h/db?password=***&sslmode=disable"),
+            (
+                "postgres://h/db?password=x&sslmode=disable",
+                "postgres://h/db?password=***&sslmode=disable",
+            ),
             ("/var/lib/keyward/store.db", "/var/lib/keyward/store.db"),
         ] {
             assert_eq!(redact_spec(spec), want, "{spec}");

@@ -262,10 +262,10 @@ impl Store for PostgresStore {
             // Writes only when something changes: a rescan of known locations touches no row.
             let update_finding = tx.prepare(
                 "UPDATE findings SET
-                     location_count = location_count + $2,
-                     content_created = LEAST(content_created, $3)
+                     location_count = location_count + $2::BIGINT,
+                     content_created = LEAST(content_created, $3::BIGINT)
                  WHERE fingerprint = $1
-                   AND ($2 > 0 OR ($3::BIGINT IS NOT NULL
+                   AND ($2::BIGINT > 0 OR ($3::BIGINT IS NOT NULL
                                    AND (content_created IS NULL OR $3 < content_created)))",
             )?;
             let mut new = NewFindings::default();
@@ -792,13 +792,17 @@ impl Deref for Pooled<'_> {
     type Target = Client;
 
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("a Pooled holds its client until dropped")
+        self.client
+            .as_ref()
+            .expect("a Pooled holds its client until dropped")
     }
 }
 
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("a Pooled holds its client until dropped")
+        self.client
+            .as_mut()
+            .expect("a Pooled holds its client until dropped")
     }
 }
 

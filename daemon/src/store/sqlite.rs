@@ -346,7 +346,9 @@ impl Store for SqliteStore {
         self.read("reading a finding", |tx| {
             let view = tx
                 .query_row(
-                    &format!("SELECT {FINDING_VIEW_COLUMNS} FROM findings f WHERE f.fingerprint = ?1"),
+                    &format!(
+                        "SELECT {FINDING_VIEW_COLUMNS} FROM findings f WHERE f.fingerprint = ?1"
+                    ),
                     [fingerprint],
                     view_from_row,
                 )
