@@ -105,14 +105,37 @@ impl PostgresStore {
             let mut client = self.pool.get().context(what)?;
             match f(&mut client) {
                 Ok(v) => return Ok(v),
-                Err(e) if client.is_closed() && !retried => {
-                    warn!(store = %self.shown, error = %format!("{e:#}"), "Store connection lost; reconnecting.");
+                Err(e) if connection_lost(&e, &client) => {
+                    client.discard();
+                    if retried {
+                        return Err(e.context(what));
+                    }
+                    warn!(
+                        store = %self.shown,
+                        error = %format!("{e:#}"),
+                        "Store connection lost; reconnecting."
+                    );
                     retried = true;
                 }
                 Err(e) => return Err(e.context(what)),
             }
         }
     }
+}
+
+/// Whether `err` means the connection is gone (rather than the statement failing): the client
+/// saw it close, or the server said it is shutting the session down (SQLSTATE class 57P, e.g.
+/// `pg_terminate_backend`, or class 08, connection exceptions). The client may not have noticed
+/// the closed socket yet when the server's last message arrives, so both are checked.
+fn connection_lost(err: &anyhow::Error, client: &Client) -> bool {
+    client.is_closed()
+        || err.chain().any(|cause| {
+            cause.downcast_ref::<postgres::Error>().is_some_and(|e| {
+                e.is_closed()
+                    || e.code()
+                        .is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
+            })
+        })
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction; returns the version it found.
@@ -803,6 +826,17 @@ impl DerefMut for Pooled<'_> {
         self.client
             .as_mut()
             .expect("a Pooled holds its client until dropped")
+    }
+}
+
+impl Pooled<'_> {
+    /// Drops the connection instead of returning it to the pool.
+    fn discard(mut self) {
+        if let Some(client) = self.client.take() {
+            self.pool.lock().open -= 1;
+            self.pool.freed.notify_one();
+            drop(client);
+        }
     }
 }
 
