@@ -42,6 +42,8 @@ fn stop_after_exit(pg: &Postgres) {
         while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
         rm -rf "$2"
     "#;
+    // NOTE: never waited for: it outlives this process by design, and is then reaped by init.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .args(["-c", script])
         .arg(std::process::id().to_string())
@@ -209,8 +211,8 @@ fn det(finding: &StoredFinding, location: &StoredLocation) -> Detection {
     }
 }
 
-fn fingerprints(s: &dyn Store, filter: FindingFilter) -> Vec<String> {
-    s.list_findings(&filter)
+fn fingerprints(s: &dyn Store, filter: &FindingFilter) -> Vec<String> {
+    s.list_findings(filter)
         .unwrap()
         .into_iter()
         .map(|v| v.finding.fingerprint)
@@ -475,11 +477,11 @@ fn list_filters(fx: &Fx) {
     let s = &*s;
     let f = FindingFilter::default;
 
-    assert_eq!(fingerprints(s, f()), ["fp-04", "fp-02", "fp-03", "fp-01"]);
+    assert_eq!(fingerprints(s, &f()), ["fp-04", "fp-02", "fp-03", "fp-01"]);
     let by_status = |st| {
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 status: Some(st),
                 ..f()
             },
@@ -493,7 +495,7 @@ fn list_filters(fx: &Fx) {
     let by_severity = |sev: &str| {
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 severity: Some(sev.into()),
                 ..f()
             },
@@ -506,7 +508,7 @@ fn list_filters(fx: &Fx) {
     let by_rule = |rule: &str| {
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 rule: Some(rule.into()),
                 ..f()
             },
@@ -519,7 +521,7 @@ fn list_filters(fx: &Fx) {
     let by_source = |src: &str| {
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 source: Some(src.into()),
                 ..f()
             },
@@ -535,7 +537,7 @@ fn list_filters(fx: &Fx) {
     let since = |t| {
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 since: Some(t),
                 ..f()
             },
@@ -549,7 +551,7 @@ fn list_filters(fx: &Fx) {
     assert_eq!(
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 status: Some(Status::Open),
                 rule: Some("r1".into()),
                 ..f()
@@ -560,7 +562,7 @@ fn list_filters(fx: &Fx) {
     assert_eq!(
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 source: Some("base-image".into()),
                 since: Some(250),
                 ..f()
@@ -573,7 +575,7 @@ fn list_filters(fx: &Fx) {
     let page = |limit, offset| {
         fingerprints(
             s,
-            FindingFilter {
+            &FindingFilter {
                 limit,
                 offset,
                 ..f()
@@ -643,7 +645,7 @@ fn list_page_sizes(fx: &Fx) {
     assert_eq!(
         fingerprints(
             &*s,
-            FindingFilter {
+            &FindingFilter {
                 limit: 2,
                 offset: 1003,
                 ..Default::default()
@@ -703,7 +705,7 @@ fn set_status_keeps_history(fx: &Fx) {
     assert_eq!(
         fingerprints(
             &*s,
-            FindingFilter {
+            &FindingFilter {
                 status: Some(Status::Revoked),
                 ..Default::default()
             }
@@ -1012,15 +1014,15 @@ fn scanned_objects(fx: &Fx) {
 }
 
 fn reopen_keeps_everything_and_does_not_migrate_again(fx: &Fx) {
-    let f = finding("fp-r", "github-pat", "high", "git");
-    let l = git_loc("repo", "c1", "a", 1, Some(10));
-    let j;
+    let stored = finding("fp-r", "github-pat", "high", "git");
+    let place = git_loc("repo", "c1", "a", 1, Some(10));
+    let job;
     {
         let s = fx.open();
-        s.record(&[det(&f, &l)], 100).unwrap();
+        s.record(&[det(&stored, &place)], 100).unwrap();
         s.set_status("fp-r", Status::Resolved, "alice", "removed", 200)
             .unwrap();
-        j = s.enqueue("repo", "git", "{}", 300).unwrap().unwrap();
+        job = s.enqueue("repo", "git", "{}", 300).unwrap().unwrap();
         s.put_state("git:repo", b"state", 300).unwrap();
         s.mark_scanned("layer", "sha256:aa", 300).unwrap();
     }
@@ -1041,18 +1043,18 @@ fn reopen_keeps_everything_and_does_not_migrate_again(fx: &Fx) {
         fx.query_i64("SELECT applied_at FROM schema_version"),
         applied
     );
-    let d = s.finding("fp-r").unwrap().unwrap();
-    assert_eq!(d.view.finding, f);
-    assert_eq!(d.view.status, Status::Resolved);
-    assert_eq!(d.location_list, vec![l]);
-    assert_eq!(d.history.len(), 1);
+    let detail = s.finding("fp-r").unwrap().unwrap();
+    assert_eq!(detail.view.finding, stored);
+    assert_eq!(detail.view.status, Status::Resolved);
+    assert_eq!(detail.location_list, vec![place]);
+    assert_eq!(detail.history.len(), 1);
     assert_eq!(
         s.list_jobs(0)
             .unwrap()
             .iter()
             .map(|j| j.id)
             .collect::<Vec<_>>(),
-        [j]
+        [job]
     );
     assert_eq!(
         s.get_state("git:repo").unwrap().as_deref(),
@@ -1068,9 +1070,8 @@ fn newer_schema_is_refused(fx: &Fx) {
     fx.exec(&format!(
         "INSERT INTO schema_version (version, applied_at) VALUES ({newer}, 0)"
     ));
-    let err = match store::open(&fx.spec) {
-        Ok(_) => panic!("a store at schema {newer} was opened"),
-        Err(e) => e,
+    let Err(err) = store::open(&fx.spec) else {
+        panic!("a store at schema {newer} was opened");
     };
     match err.downcast_ref::<StoreError>() {
         Some(StoreError::SchemaTooNew { found, known }) => {
