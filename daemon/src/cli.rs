@@ -66,7 +66,12 @@ with --token-file.";
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The daemon's config file.
-    #[arg(long, short = 'c', env = "KEYWARD_SERVE_CONFIG", default_value = "/etc/keyward/keyward.toml")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "KEYWARD_SERVE_CONFIG",
+        default_value = "/etc/keyward/keyward.toml"
+    )]
     pub config: PathBuf,
     /// Check the config and rules, print what is wrong, and exit (0 valid, 64 not).
     #[arg(long)]
@@ -77,7 +82,12 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// The daemon's local socket.
-    #[arg(long, env = "KEYWARD_SOCKET", default_value = "/run/keyward/keyward.sock", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_SOCKET",
+        default_value = "/run/keyward/keyward.sock",
+        global = true
+    )]
     pub socket: PathBuf,
     /// The daemon's HTTP address instead (http://HOST:PORT).
     #[arg(long, env = "KEYWARD_URL", global = true)]
@@ -186,7 +196,11 @@ pub enum HookCommand {
 #[derive(Debug, Args)]
 pub struct PostReceiveArgs {
     /// The daemon's local socket.
-    #[arg(long, env = "KEYWARD_SOCKET", default_value = "/run/keyward/keyward.sock")]
+    #[arg(
+        long,
+        env = "KEYWARD_SOCKET",
+        default_value = "/run/keyward/keyward.sock"
+    )]
     pub socket: PathBuf,
     /// Accepted for symmetry with the other hooks; the daemon's own config applies.
     #[arg(long, short = 'c', env = "KEYWARD_CONFIG")]

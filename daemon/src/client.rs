@@ -29,7 +29,11 @@ impl Endpoint {
     ///
     /// # Errors
     /// A URL that is not `http://HOST:PORT`, or an unreadable token file.
-    pub fn new(url: Option<&str>, socket: PathBuf, token_file: Option<&PathBuf>) -> Result<Endpoint> {
+    pub fn new(
+        url: Option<&str>,
+        socket: PathBuf,
+        token_file: Option<&PathBuf>,
+    ) -> Result<Endpoint> {
         let Some(url) = url else {
             return Ok(Endpoint::Unix(socket));
         };
@@ -88,8 +92,15 @@ pub fn request(
         .with_context(|| format!("talking to the keyward daemon at {where_}"))
 }
 
-async fn send(endpoint: &Endpoint, method: &str, path: &str, body: Option<&Value>) -> Result<Response> {
-    let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON serializes")).unwrap_or_default();
+async fn send(
+    endpoint: &Endpoint,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Response> {
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).expect("JSON serializes"))
+        .unwrap_or_default();
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
@@ -101,10 +112,15 @@ async fn send(endpoint: &Endpoint, method: &str, path: &str, body: Option<&Value
         ),
         Endpoint::Http { authority, token } => {
             if let Some(t) = token {
-                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {}", t.expose()));
+                req = req.header(
+                    hyper::header::AUTHORIZATION,
+                    format!("Bearer {}", t.expose()),
+                );
             }
             (
-                tokio::net::TcpStream::connect(authority.as_str()).await.map(Io::Tcp),
+                tokio::net::TcpStream::connect(authority.as_str())
+                    .await
+                    .map(Io::Tcp),
                 authority.clone(),
             )
         }
@@ -136,9 +152,17 @@ where
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let res = sender.send_request(req).await.context("sending the request")?;
+    let res = sender
+        .send_request(req)
+        .await
+        .context("sending the request")?;
     let status = res.status().as_u16();
-    let body = res.into_body().collect().await.context("reading the answer")?.to_bytes();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .context("reading the answer")?
+        .to_bytes();
     let body = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     Ok(Response { status, body })

@@ -6,6 +6,7 @@
 //! JSONL or SARIF. [`hooks`] are the git hooks (pre-commit, pre-push, pre-receive). [`cli`]
 //! declares the command line and [`cmd`] runs each command; `main.rs` only maps results to exit
 //! codes.
+//! [`store`] keeps the daemon's findings, job queue and scan state in SQLite or PostgreSQL.
 
 pub mod cli;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod scan;
 pub mod serve;
 pub mod sources;
+pub mod store;
 pub mod suppress;
 /// Watchers that tell the daemon about new images: Docker engine events, registry polls.
 pub mod watch;

@@ -12,13 +12,21 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn endpoint(api: &ApiArgs) -> Result<Endpoint> {
-    Endpoint::new(api.url.as_deref(), api.socket.clone(), api.token_file.as_ref())
+    Endpoint::new(
+        api.url.as_deref(),
+        api.socket.clone(),
+        api.token_file.as_ref(),
+    )
 }
 
 fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
     let r = client::request(&endpoint(api)?, method, path, body, TIMEOUT)?;
     if r.status >= 400 {
-        let msg = r.body.get("error").and_then(Value::as_str).map_or_else(|| r.body.to_string(), str::to_owned);
+        let msg = r
+            .body
+            .get("error")
+            .and_then(Value::as_str)
+            .map_or_else(|| r.body.to_string(), str::to_owned);
         bail!("the daemon answered {}: {msg}", r.status);
     }
     Ok(r.body)
@@ -46,8 +54,13 @@ fn print(text: &str) -> Result<()> {
 
 fn time(t: Option<i64>) -> String {
     t.and_then(|s| u64::try_from(s).ok())
-        .map(|s| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(s)).to_string())
-        .unwrap_or_else(|| "-".to_owned())
+        .map_or_else(
+            || "-".to_owned(),
+            |s| {
+                humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(s))
+                    .to_string()
+            },
+        )
 }
 
 /// `keyward findings …`.
@@ -56,9 +69,23 @@ fn time(t: Option<i64>) -> String {
 /// The daemon cannot be reached or refused the request.
 pub fn findings(cmd: &FindingsCommand) -> Result<i32> {
     match cmd {
-        FindingsCommand::List { status, severity, rule, source, since, limit, json, api } => {
+        FindingsCommand::List {
+            status,
+            severity,
+            rule,
+            source,
+            since,
+            limit,
+            json,
+            api,
+        } => {
             let mut q = format!("status={}&limit={limit}", enc(status));
-            for (k, v) in [("severity", severity), ("rule", rule), ("source", source), ("since", since)] {
+            for (k, v) in [
+                ("severity", severity),
+                ("rule", rule),
+                ("source", source),
+                ("since", since),
+            ] {
                 if let Some(v) = v {
                     let _ = write!(q, "&{k}={}", enc(v));
                 }
@@ -68,7 +95,11 @@ pub fn findings(cmd: &FindingsCommand) -> Result<i32> {
                 print(&format!("{}\n", serde_json::to_string_pretty(&body)?))?;
                 return Ok(EXIT_CLEAN);
             }
-            let list = body.get("findings").and_then(Value::as_array).cloned().unwrap_or_default();
+            let list = body
+                .get("findings")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let mut text = String::new();
             for f in &list {
                 let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -83,12 +114,26 @@ pub fn findings(cmd: &FindingsCommand) -> Result<i32> {
                     s("status"),
                 );
             }
-            let _ = writeln!(text, "{} finding{}", list.len(), if list.len() == 1 { "" } else { "s" });
+            let _ = writeln!(
+                text,
+                "{} finding{}",
+                list.len(),
+                if list.len() == 1 { "" } else { "s" }
+            );
             print(&text)?;
             Ok(EXIT_CLEAN)
         }
-        FindingsCommand::Show { fingerprint, json, api } => {
-            let f = call(api, "GET", &format!("/v1/findings/{}", enc(fingerprint)), None)?;
+        FindingsCommand::Show {
+            fingerprint,
+            json,
+            api,
+        } => {
+            let f = call(
+                api,
+                "GET",
+                &format!("/v1/findings/{}", enc(fingerprint)),
+                None,
+            )?;
             if *json {
                 print(&format!("{}\n", serde_json::to_string_pretty(&f)?))?;
                 return Ok(EXIT_CLEAN);
@@ -102,18 +147,30 @@ pub fn findings(cmd: &FindingsCommand) -> Result<i32> {
     }
 }
 
+// Short accessor names keep the layout readable.
+#[allow(clippy::many_single_char_names)]
 fn show(f: &Value) -> String {
     let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
     let n = |k: &str| f.get(k).and_then(Value::as_i64);
     let mut t = String::new();
-    let _ = writeln!(t, "{} {}  ({})", s("severity").to_uppercase(), s("rule_name"), s("rule"));
+    let _ = writeln!(
+        t,
+        "{} {}  ({})",
+        s("severity").to_uppercase(),
+        s("rule_name"),
+        s("rule")
+    );
     let _ = writeln!(t, "  fingerprint  {}", s("fingerprint"));
     let _ = writeln!(t, "  secret       {}", s("redacted"));
     let _ = writeln!(t, "  validation   {}", s("validation"));
     let _ = writeln!(t, "  status       {}", s("status"));
     let _ = writeln!(t, "  first seen   {}", time(n("first_seen")));
     let _ = writeln!(t, "  created      {}", time(n("content_created")));
-    let locations = f.get("location_list").and_then(Value::as_array).cloned().unwrap_or_default();
+    let locations = f
+        .get("location_list")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let _ = writeln!(t, "  locations    {}", locations.len());
     for l in &locations {
         let g = |k: &str| l.get(k).and_then(Value::as_str);
@@ -131,11 +188,22 @@ fn show(f: &Value) -> String {
             place
         );
     }
-    if let Some(h) = f.get("history").and_then(Value::as_array).filter(|h| !h.is_empty()) {
+    if let Some(h) = f
+        .get("history")
+        .and_then(Value::as_array)
+        .filter(|h| !h.is_empty())
+    {
         let _ = writeln!(t, "  history");
         for c in h {
             let g = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("-");
-            let _ = writeln!(t, "    {} {} by {}: {}", time(c.get("at").and_then(Value::as_i64)), g("status"), g("by"), g("reason"));
+            let _ = writeln!(
+                t,
+                "    {} {} by {}: {}",
+                time(c.get("at").and_then(Value::as_i64)),
+                g("status"),
+                g("by"),
+                g("reason")
+            );
         }
     }
     t

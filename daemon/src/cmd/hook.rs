@@ -30,7 +30,10 @@ pub fn hook(cmd: &HookCommand) -> Result<i32> {
         HookCommand::PreCommit(a) => pre_commit(a),
         HookCommand::PrePush { remote, args, .. } => pre_push(remote.as_deref(), args),
         HookCommand::PreReceive(a) => pre_receive(a),
-        HookCommand::PostReceive(a) => post_receive(a),
+        HookCommand::PostReceive(a) => {
+            post_receive(a);
+            Ok(EXIT_CLEAN)
+        }
         HookCommand::Install(a) => install(a, false),
         HookCommand::Uninstall(a) => install(a, true),
     }
@@ -280,7 +283,7 @@ fn install(a: &InstallArgs, remove: bool) -> Result<i32> {
 
 /// `post-receive`: tells the daemon that this repository's refs changed. Never fails the push
 /// (the refs are updated already); says so when the daemon cannot be told.
-fn post_receive(a: &crate::cli::PostReceiveArgs) -> Result<i32> {
+fn post_receive(a: &crate::cli::PostReceiveArgs) {
     // git passes the pushed refs on stdin; the daemon finds the new objects itself.
     let _ = read_stdin();
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
@@ -296,13 +299,19 @@ fn post_receive(a: &crate::cli::PostReceiveArgs) -> Result<i32> {
     ) {
         Ok(r) if r.status == 202 => {}
         Ok(r) => {
-            let msg = r.body.get("error").and_then(serde_json::Value::as_str).unwrap_or("");
-            eprintln!("keyward: the daemon did not queue a scan of this push ({}: {msg})", r.status);
+            let msg = r
+                .body
+                .get("error")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            eprintln!(
+                "keyward: the daemon did not queue a scan of this push ({}: {msg})",
+                r.status
+            );
         }
         Err(e) => eprintln!(
             "keyward: the pushed refs were not sent for scanning: {e:#}. Scan them with \
              `keyward scan git`."
         ),
     }
-    Ok(EXIT_CLEAN)
 }

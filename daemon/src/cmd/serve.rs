@@ -11,7 +11,10 @@ use anyhow::Result;
 pub fn serve(args: &ServeArgs) -> Result<i32> {
     if args.check {
         crate::serve::check(&args.config)?;
-        eprintln!("keyward: {}: configuration and rules are valid", args.config.display());
+        eprintln!(
+            "keyward: {}: configuration and rules are valid",
+            args.config.display()
+        );
         return Ok(EXIT_CLEAN);
     }
     crate::serve::run(&args.config)?;

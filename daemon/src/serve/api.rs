@@ -18,7 +18,7 @@
 //! but `/healthz` and `/readyz`; a request without it gets 401 and is logged without its headers.
 
 use super::{Daemon, now};
-use crate::store::{FindingFilter, Status, Store};
+use crate::store::{FindingFilter, Status};
 use anyhow::{Context, Result};
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -64,15 +64,20 @@ pub async fn bind(daemon: &Daemon) -> Result<Listeners> {
             // only after we removed it, so check it answers first.
             if path.exists() {
                 if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                    anyhow::bail!("{}: another keyward daemon is listening there", path.display());
+                    anyhow::bail!(
+                        "{}: another keyward daemon is listening there",
+                        path.display()
+                    );
                 }
                 fs_err::remove_file(path).context("removing a stale socket")?;
             }
             let l = tokio::net::UnixListener::bind(path)
                 .with_context(|| format!("listening on {}", path.display()))?;
             // Owner and group only: the hook's user must be in the daemon's group.
-            use std::os::unix::fs::PermissionsExt;
-            fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+            fs_err::set_permissions(
+                path,
+                std::os::unix::fs::PermissionsExt::from_mode(0o660),
+            )?;
             tracing::info!(socket = %path.display(), "API listening on the local socket.");
             Some((l, path.clone()))
         }
@@ -102,7 +107,7 @@ impl ApiTasks {
 }
 
 /// Serves every listener.
-pub fn spawn(daemon: Arc<Daemon>, listeners: Listeners) -> ApiTasks {
+pub fn spawn(daemon: &Arc<Daemon>, listeners: Listeners) -> ApiTasks {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -112,7 +117,10 @@ pub fn spawn(daemon: Arc<Daemon>, listeners: Listeners) -> ApiTasks {
         let app = router(daemon.clone(), needs_token);
         let rx = rx.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(shutdown(rx)).await {
+            if let Err(e) = axum::serve(l, app)
+                .with_graceful_shutdown(shutdown(rx))
+                .await
+            {
                 tracing::error!(error = %e, "API listener failed.");
             }
         }));
@@ -121,7 +129,10 @@ pub fn spawn(daemon: Arc<Daemon>, listeners: Listeners) -> ApiTasks {
         let app = router(daemon.clone(), false);
         let rx = rx.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(shutdown(rx)).await {
+            if let Err(e) = axum::serve(l, app)
+                .with_graceful_shutdown(shutdown(rx))
+                .await
+            {
                 tracing::error!(error = %e, "API socket failed.");
             }
         }));
@@ -179,7 +190,10 @@ impl ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> ApiError {
         tracing::error!(error = %format!("{e:#}"), "API request failed.");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error (see the daemon's log)")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error (see the daemon's log)",
+        )
     }
 }
 
@@ -256,7 +270,10 @@ async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
 
 async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         daemon.metrics.render(),
     )
         .into_response()
@@ -292,7 +309,11 @@ fn parse_since(s: &str) -> Result<i64, ApiError> {
         .ok()
         .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
-        .ok_or_else(|| bad(format!("since: {s:?} is neither unix seconds nor an RFC 3339 time")))
+        .ok_or_else(|| {
+            bad(format!(
+                "since: {s:?} is neither unix seconds nor an RFC 3339 time"
+            ))
+        })
 }
 
 async fn list_findings(
@@ -378,7 +399,9 @@ async fn set_status(
     tracing::info!(fingerprint = %fingerprint, status = status.as_str(), by = %by, "Finding status changed.");
     let fp = fingerprint.clone();
     let detail = blocking(&daemon, move |d| d.store_op(|s| s.finding(&fp))).await?;
-    Ok(Json(serde_json::to_value(detail).map_err(anyhow::Error::from)?))
+    Ok(Json(
+        serde_json::to_value(detail).map_err(anyhow::Error::from)?,
+    ))
 }
 
 /// `GET /v1/scans` query.
@@ -429,7 +452,10 @@ async fn scan_source(
     let Some(source) = daemon.current().config.source(&name).cloned() else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such source"));
     };
-    let job = blocking(&daemon, move |d| d.enqueue(&source.name, source.job_kind(), "api")).await?;
+    let job = blocking(&daemon, move |d| {
+        d.enqueue(&source.name, source.job_kind(), "api")
+    })
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "source": name, "job": job, "queued": job.is_some() })),
@@ -465,7 +491,10 @@ async fn notify_git(
     };
     daemon.note_notified(&source.name);
     let name = source.name.clone();
-    let job = blocking(&daemon, move |d| d.enqueue(&source.name, source.job_kind(), "hook")).await?;
+    let job = blocking(&daemon, move |d| {
+        d.enqueue(&source.name, source.job_kind(), "hook")
+    })
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "source": name, "job": job, "queued": job.is_some() })),

@@ -264,7 +264,10 @@ impl ServeConfig {
                 Some(s) => match humantime::parse_duration(s.get_ref()) {
                     Ok(d) if !d.is_zero() => d,
                     Ok(_) => {
-                        problems.push(format!("{}: key `{key}`: must be more than 0", at(s.span())));
+                        problems.push(format!(
+                            "{}: key `{key}`: must be more than 0",
+                            at(s.span())
+                        ));
                         default
                     }
                     Err(e) => {
@@ -297,9 +300,10 @@ impl ServeConfig {
         };
 
         let mut listen = Vec::new();
-        let listen_raw = raw.api.listen.unwrap_or_else(|| {
-            vec![Spanned::new(0..0, DEFAULT_LISTEN.to_owned())]
-        });
+        let listen_raw = raw
+            .api
+            .listen
+            .unwrap_or_else(|| vec![Spanned::new(0..0, DEFAULT_LISTEN.to_owned())]);
         for l in &listen_raw {
             match l.get_ref().parse::<SocketAddr>() {
                 Ok(a) => listen.push(a),
@@ -326,7 +330,12 @@ impl ServeConfig {
         };
 
         let queue = QueueConfig {
-            lease: dur(&mut problems, "queue.lease", raw.queue.lease.as_ref(), Duration::from_secs(30)),
+            lease: dur(
+                &mut problems,
+                "queue.lease",
+                raw.queue.lease.as_ref(),
+                Duration::from_secs(30),
+            ),
             claim_interval: dur(
                 &mut problems,
                 "queue.claim-interval",
@@ -415,7 +424,10 @@ impl ServeConfig {
             && d.get_ref().enabled
         {
             let v = d.get_ref();
-            let socket = v.socket.as_deref().map_or_else(default_docker_socket, resolve);
+            let socket = v
+                .socket
+                .as_deref()
+                .map_or_else(default_docker_socket, resolve);
             source(
                 &mut problems,
                 d.span(),
@@ -510,7 +522,10 @@ mod tests {
     fn the_shipped_example_parses() {
         let text = include_str!("../../../packaging/keyward.toml");
         let c = ServeConfig::parse(Path::new("/etc/keyward/keyward.toml"), text).unwrap();
-        assert_eq!(c.api.listen, vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            c.api.listen,
+            vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]
+        );
         assert_eq!(c.store, "/var/lib/keyward/findings.sqlite");
         assert!(c.sources.iter().any(|s| s.job_kind() == "git"));
     }
@@ -523,15 +538,21 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("k.toml:2: key `queue.lease`: \"soon\" is not a duration"), "{e}");
+        assert!(
+            e.contains("k.toml:2: key `queue.lease`: \"soon\" is not a duration"),
+            "{e}"
+        );
         assert!(e.contains("k.toml:5: [[repository]] key `name`"), "{e}");
         let e = ServeConfig::parse(Path::new("k.toml"), "[api]\nlisten = [\"0.0.0.0:1\"]\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("key `api.token-file`: required"), "{e}");
-        let e = ServeConfig::parse(Path::new("k.toml"), "[[repository]]\nname = \"a\"\npth = \"/x\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = ServeConfig::parse(
+            Path::new("k.toml"),
+            "[[repository]]\nname = \"a\"\npth = \"/x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("k.toml:3: unknown field `pth`"), "{e}");
     }
 }

@@ -45,14 +45,23 @@ pub fn run(daemon: &Daemon, current: &Current, source: &SourceConfig) -> Result<
     let mut report = JobReport::default();
     match &source.spec {
         SourceSpec::Git { path, .. } => git_job(daemon, current, source, path, &scan, &mut report)?,
-        SourceSpec::Docker { socket } => docker_job(daemon, current, source, socket, &scan, &mut report)?,
+        SourceSpec::Docker { socket } => {
+            docker_job(daemon, current, source, socket, &scan, &mut report)?;
+        }
         SourceSpec::Drop { path } => drop_job(daemon, current, source, path, &scan, &mut report)?,
         SourceSpec::Registry {
             registry,
             repository,
             insecure,
         } => registry_job(
-            daemon, current, source, registry, repository, *insecure, &scan, &mut report,
+            daemon,
+            current,
+            source,
+            registry,
+            repository,
+            *insecure,
+            &scan,
+            &mut report,
         )?,
     }
     report.bytes = scan.stats.bytes.load(Relaxed);
@@ -69,7 +78,12 @@ fn new_scan(current: &Current) -> Result<Scan> {
 }
 
 /// Stores what `scan` found in `source`, with metrics for new findings.
-fn record(daemon: &Daemon, source: &SourceConfig, scan: &Scan, report: &mut JobReport) -> Result<()> {
+fn record(
+    daemon: &Daemon,
+    source: &SourceConfig,
+    scan: &Scan,
+    report: &mut JobReport,
+) -> Result<()> {
     let findings = scan.take_findings();
     report.findings += findings.len() as u64;
     if findings.is_empty() {
@@ -144,15 +158,17 @@ pub fn detection(f: &Finding, source: &str, repository: Option<&str>) -> Detecti
 
 /// An RFC 3339 time (git dates, image `created`) as unix seconds.
 fn parse_time(s: &str) -> Option<Unix> {
-    let t = humantime::parse_rfc3339_weak(s)
-        .ok()
-        .or_else(|| {
-            // Offsets other than Z: humantime takes only UTC; shift by hand.
-            let (base, sign, off) = split_offset(s)?;
-            let t = humantime::parse_rfc3339_weak(base).ok()?;
-            let d = Duration::from_secs(off);
-            if sign > 0 { t.checked_sub(d) } else { t.checked_add(d) }
-        })?;
+    let t = humantime::parse_rfc3339_weak(s).ok().or_else(|| {
+        // Offsets other than Z: humantime takes only UTC; shift by hand.
+        let (base, sign, off) = split_offset(s)?;
+        let t = humantime::parse_rfc3339_weak(base).ok()?;
+        let d = Duration::from_secs(off);
+        if sign > 0 {
+            t.checked_sub(d)
+        } else {
+            t.checked_add(d)
+        }
+    })?;
     t.duration_since(SystemTime::UNIX_EPOCH)
         .ok()
         .map(|d| d.as_secs() as i64)
@@ -272,7 +288,11 @@ fn docker_job(
         if daemon.store_op(|s| s.is_scanned("docker-image", &key))? {
             continue;
         }
-        let name = image.repo_tags.first().cloned().unwrap_or_else(|| image.id.clone());
+        let name = image
+            .repo_tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| image.id.clone());
         scan_target(daemon, scan, &opts, &format!("docker-daemon:{name}"))?;
         record(daemon, source, scan, report)?;
         daemon.store_op(|s| s.mark_scanned("docker-image", &key, now()))?;
@@ -399,7 +419,10 @@ mod tests {
         assert_eq!(parse_time("2024-01-02T03:04:05Z"), Some(1_704_164_645));
         assert_eq!(parse_time("2024-01-02T05:04:05+02:00"), Some(1_704_164_645));
         assert_eq!(parse_time("2024-01-02T01:04:05-02:00"), Some(1_704_164_645));
-        assert_eq!(parse_time("2024-01-02T03:04:05.123456789Z"), Some(1_704_164_645));
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05.123456789Z"),
+            Some(1_704_164_645)
+        );
         assert_eq!(parse_time("yesterday"), None);
     }
 }

@@ -8,8 +8,8 @@
 use crate::finding::SourceKind;
 use crate::store::OpenCount;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Severities, as label values.
@@ -233,7 +233,11 @@ impl Metrics {
 
     /// Sets the configured-sources gauges (on start and reload); sources no longer configured
     /// disappear.
-    pub fn set_sources(&self, sources: &[(String, SourceKind)], last_success: &dyn Fn(&str) -> f64) {
+    pub fn set_sources(
+        &self,
+        sources: &[(String, SourceKind)],
+        last_success: &dyn Fn(&str) -> f64,
+    ) {
         self.source_configured.reset();
         self.source_last_success.reset();
         for (name, kind) in sources {

@@ -203,10 +203,10 @@ impl Daemon {
 
     /// Refreshes the gauges that come from the store (open findings, queue depth).
     pub fn refresh_gauges(&self) {
-        if let Ok(counts) = self.store_op(Store::open_counts) {
+        if let Ok(counts) = self.store_op(|s| s.open_counts()) {
             self.metrics.set_open(&counts);
         }
-        if let Ok(depth) = self.store_op(Store::queue_depth) {
+        if let Ok(depth) = self.store_op(|s| s.queue_depth()) {
             self.metrics
                 .queue_depth
                 .set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -306,7 +306,7 @@ async fn serve(current: Current) -> Result<()> {
         .map_err(|e| UsageError(format!("{e:#}")))?;
 
     let listeners = api::bind(&daemon).await?;
-    let api_tasks = api::spawn(daemon.clone(), listeners);
+    let api_tasks = api::spawn(&daemon, listeners);
     let mut watchers = watchers::Watchers::default();
     watchers.sync(&daemon);
     let workers = worker::spawn_all(&daemon);
@@ -389,8 +389,7 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
 /// `host:pid:random`: unique per process, readable in the API's job list.
 fn owner_id() -> String {
     let host = fs_err::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
+        .map_or_else(|_| "localhost".to_owned(), |h| h.trim().to_owned());
     let mut r = [0u8; 4];
     let _ = getrandom::fill(&mut r);
     format!("{host}:{}:{}", std::process::id(), hex::encode(r))

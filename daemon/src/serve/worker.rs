@@ -52,11 +52,10 @@ async fn work(daemon: Arc<Daemon>, index: usize) {
         }
         let d = daemon.clone();
         let lease = lease_secs(&daemon);
-        let claimed = tokio::task::spawn_blocking(move || {
-            d.store_op(|s| s.claim(&d.owner, now(), lease))
-        })
-        .await
-        .unwrap_or_else(|e| Err(anyhow::anyhow!("claim task failed: {e}")));
+        let claimed =
+            tokio::task::spawn_blocking(move || d.store_op(|s| s.claim(&d.owner, now(), lease)))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("claim task failed: {e}")));
         match claimed {
             Ok(Some(job)) => run(&daemon, job).await,
             Ok(None) => {
@@ -120,7 +119,10 @@ async fn run(daemon: &Arc<Daemon>, job: Job) {
                 })
                 .await;
                 if matches!(held, Ok(Ok(false))) {
-                    tracing::warn!(job = id.0, "Lost the job's lease (another daemon took it over).");
+                    tracing::warn!(
+                        job = id.0,
+                        "Lost the job's lease (another daemon took it over)."
+                    );
                     return;
                 }
             }
@@ -184,7 +186,10 @@ async fn run(daemon: &Arc<Daemon>, job: Job) {
     })
     .await;
     if !matches!(finished, Ok(Ok(true))) {
-        tracing::warn!(job = id.0, "The job's lease was lost before it finished; another daemon runs it again.");
+        tracing::warn!(
+            job = id.0,
+            "The job's lease was lost before it finished; another daemon runs it again."
+        );
     }
     running()
         .lock()
@@ -197,14 +202,20 @@ async fn run(daemon: &Arc<Daemon>, job: Job) {
 fn record_success(daemon: &Daemon, source: &str, kind: &str, report: &JobReport) {
     let m = &daemon.metrics;
     m.scans.with_label_values(&[kind, "ok"]).inc();
-    m.scanned_bytes.with_label_values(&[kind]).inc_by(report.bytes);
+    m.scanned_bytes
+        .with_label_values(&[kind])
+        .inc_by(report.bytes);
     m.scanned_objects
         .with_label_values(&[kind])
         .inc_by(report.objects);
     m.scanned_layers.inc_by(report.layers);
     let t = now();
     let _ = daemon.store_op(|s| {
-        s.put_state(&super::last_success_key(source), t.to_string().as_bytes(), t)
+        s.put_state(
+            &super::last_success_key(source),
+            t.to_string().as_bytes(),
+            t,
+        )
     });
     m.source_last_success
         .with_label_values(&[source])

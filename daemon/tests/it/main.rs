@@ -18,5 +18,7 @@ mod reports;
 mod rules_cmd;
 /// `scan stdin`: streaming, chunk boundaries, `-`.
 mod stdin;
+/// The findings store: one set of test bodies run on SQLite and on a real PostgreSQL.
+mod store;
 /// Image watchers: Docker engine events (real and scripted engine), registry tag polling.
 mod watch;
