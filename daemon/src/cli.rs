@@ -255,6 +255,10 @@ pub struct InstallArgs {
     /// The pre-receive hook (server side).
     #[arg(long)]
     pub pre_receive: bool,
+    /// The post-receive hook (server side): tells a running `keyward serve` to scan the push
+    /// at once.
+    #[arg(long)]
+    pub post_receive: bool,
     /// The repository (default: the current directory).
     #[arg(long, default_value = ".", value_name = "PATH")]
     pub repo: PathBuf,

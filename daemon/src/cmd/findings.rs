@@ -53,14 +53,13 @@ fn print(text: &str) -> Result<()> {
 }
 
 fn time(t: Option<i64>) -> String {
-    t.and_then(|s| u64::try_from(s).ok())
-        .map_or_else(
-            || "-".to_owned(),
-            |s| {
-                humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(s))
-                    .to_string()
-            },
-        )
+    t.and_then(|s| u64::try_from(s).ok()).map_or_else(
+        || "-".to_owned(),
+        |s| {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(s))
+                .to_string()
+        },
+    )
 }
 
 /// `keyward findings …`.

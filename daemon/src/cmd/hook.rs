@@ -256,9 +256,18 @@ fn install(a: &InstallArgs, remove: bool) -> Result<i32> {
     if a.pre_receive {
         names.push("pre-receive");
     }
+    if a.post_receive {
+        names.push("post-receive");
+    }
     if names.is_empty() {
         if remove {
-            names = vec!["pre-commit", "pre-merge-commit", "pre-push", "pre-receive"];
+            names = vec![
+                "pre-commit",
+                "pre-merge-commit",
+                "pre-push",
+                "pre-receive",
+                "post-receive",
+            ];
         } else {
             let bare = git2::Repository::open(&a.repo).is_ok_and(|r| r.is_bare());
             names = if bare {

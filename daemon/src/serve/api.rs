@@ -74,10 +74,7 @@ pub async fn bind(daemon: &Daemon) -> Result<Listeners> {
             let l = tokio::net::UnixListener::bind(path)
                 .with_context(|| format!("listening on {}", path.display()))?;
             // Owner and group only: the hook's user must be in the daemon's group.
-            fs_err::set_permissions(
-                path,
-                std::os::unix::fs::PermissionsExt::from_mode(0o660),
-            )?;
+            fs_err::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
             tracing::info!(socket = %path.display(), "API listening on the local socket.");
             Some((l, path.clone()))
         }

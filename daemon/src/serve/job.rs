@@ -77,6 +77,10 @@ fn new_scan(current: &Current) -> Result<Scan> {
     Ok(Scan::new(scanner, suppressor))
 }
 
+/// Test-only fault injection: milliseconds to wait after a scan and before its findings are
+/// recorded, so a test can kill the daemon at the worst moment. Unset in production.
+pub const HOLD_BEFORE_RECORD_ENV: &str = "KEYWARD_TEST_HOLD_BEFORE_RECORD_MS";
+
 /// Stores what `scan` found in `source`, with metrics for new findings.
 fn record(
     daemon: &Daemon,
@@ -88,6 +92,16 @@ fn record(
     report.findings += findings.len() as u64;
     if findings.is_empty() {
         return Ok(());
+    }
+    if let Some(ms) = std::env::var(HOLD_BEFORE_RECORD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tracing::info!(
+            ms,
+            "Holding before recording findings (test fault injection)."
+        );
+        std::thread::sleep(Duration::from_millis(ms));
     }
     let repository = match &source.spec {
         SourceSpec::Git { path, .. } => Some(path.display().to_string()),

@@ -110,6 +110,22 @@ impl Daemon {
         Ok(id)
     }
 
+    /// [`Daemon::enqueue`] from async code (the store may block).
+    pub async fn enqueue_async(self: &Arc<Self>, source: &str, kind: &str, why: &str) {
+        let (d, source, kind, why) = (
+            self.clone(),
+            source.to_owned(),
+            kind.to_owned(),
+            why.to_owned(),
+        );
+        let r = tokio::task::spawn_blocking(move || d.enqueue(&source, &kind, &why))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("queue task failed: {e}")));
+        if let Err(e) = r {
+            tracing::warn!(error = %format!("{e:#}"), "Could not queue a scan.");
+        }
+    }
+
     /// Notes that a hook announced new content in `source` (for the latency histogram).
     pub fn note_notified(&self, source: &str) {
         self.notified
@@ -327,9 +343,7 @@ async fn serve(current: Current) -> Result<()> {
     // Everything the daemon knew to scan is queued again: a job that was running when the
     // daemon last stopped is taken over when its lease runs out, anything else starts now.
     for s in &daemon.current().config.sources {
-        if let Err(e) = daemon.enqueue(&s.name, s.job_kind(), "start") {
-            tracing::warn!(source = %s.name, error = %format!("{e:#}"), "Could not queue the first scan.");
-        }
+        daemon.enqueue_async(&s.name, s.job_kind(), "start").await;
     }
     daemon.ready.store(true, Ordering::Release);
     tracing::info!(
@@ -351,7 +365,7 @@ async fn serve(current: Current) -> Result<()> {
                 if tokio::task::spawn_blocking(move || d.reload()).await.is_ok_and(|r| r.is_ok()) {
                     watchers.sync(&daemon);
                     for s in &daemon.current().config.sources {
-                        let _ = daemon.enqueue(&s.name, s.job_kind(), "reload");
+                        daemon.enqueue_async(&s.name, s.job_kind(), "reload").await;
                     }
                 }
             }

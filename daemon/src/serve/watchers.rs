@@ -62,15 +62,15 @@ async fn watch(daemon: Arc<Daemon>, source: SourceConfig) {
         }
         SourceSpec::Registry { .. } => loop {
             tokio::time::sleep(source.poll_interval).await;
-            queue(&daemon, &source, "poll");
+            queue(&daemon, &source, "poll").await;
         },
     }
 }
 
-fn queue(daemon: &Daemon, source: &SourceConfig, why: &str) {
-    if let Err(e) = daemon.enqueue(&source.name, source.job_kind(), why) {
-        tracing::warn!(source = %source.name, error = %format!("{e:#}"), "Could not queue a scan.");
-    }
+async fn queue(daemon: &Arc<Daemon>, source: &SourceConfig, why: &str) {
+    daemon
+        .enqueue_async(&source.name, source.job_kind(), why)
+        .await;
 }
 
 /// Polls `probe(path)` every poll interval and queues a scan when its value changes.
@@ -92,7 +92,7 @@ async fn poll_changes(
             .unwrap_or(0);
         if now != last {
             last = now;
-            queue(&daemon, source, "changed");
+            queue(&daemon, source, "changed").await;
         }
     }
 }
@@ -182,7 +182,7 @@ async fn watch_git(daemon: Arc<Daemon>, source: &SourceConfig, path: PathBuf, us
             .unwrap_or(0);
         if now != last {
             last = now;
-            queue(&daemon, source, if notified { "notify" } else { "poll" });
+            queue(&daemon, source, if notified { "notify" } else { "poll" }).await;
         }
     }
 }
@@ -215,11 +215,11 @@ async fn watch_docker(daemon: Arc<Daemon>, source: &SourceConfig, socket: PathBu
             event = rx.recv() => match event {
                 Some(e) => {
                     tracing::debug!(action = %e.action, image = %e.id, "Docker image event.");
-                    queue(&daemon, source, "docker-event");
+                    queue(&daemon, source, "docker-event").await;
                 }
                 None => break,
             },
-            () = tokio::time::sleep(source.poll_interval) => queue(&daemon, source, "poll"),
+            () = tokio::time::sleep(source.poll_interval) => queue(&daemon, source, "poll").await,
         }
     }
     follower.abort();

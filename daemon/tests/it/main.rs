@@ -16,6 +16,8 @@ mod image;
 mod reports;
 /// `rules list`, `rules check`, `config example`, `config check`.
 mod rules_cmd;
+/// `keyward serve`: the daemon end to end (git, API, metrics, restarts, stores, tokens).
+mod serve;
 /// `scan stdin`: streaming, chunk boundaries, `-`.
 mod stdin;
 /// The findings store: one set of test bodies run on SQLite and on a real PostgreSQL.

@@ -1371,3 +1371,20 @@ fn pg_open_errors_hide_the_password() {
     assert!(text.contains("password=***"), "{text}");
     assert!(text.contains("no_such_db"), "{text}");
 }
+
+/// A new, empty database on this binary's PostgreSQL server, as a `postgres://` URL (the daemon
+/// end-to-end tests use it).
+pub(crate) fn postgres_database() -> String {
+    let db = random_name("keyward_serve_");
+    PG.sql(&format!("CREATE DATABASE {db}"));
+    format!(
+        "postgres://postgres:{}@127.0.0.1:{}/{db}",
+        PG.password(),
+        PG.port()
+    )
+}
+
+/// The server (for dumps in the daemon tests).
+pub(crate) fn postgres() -> &'static Postgres {
+    &PG
+}

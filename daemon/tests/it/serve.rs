@@ -1,0 +1,408 @@
+//! `keyward serve`: the real daemon, real git repositories, SQLite and PostgreSQL stores.
+
+#[path = "serve/harness.rs"]
+pub(crate) mod harness;
+
+use crate::support::gh_token;
+use harness::{Daemon, FAST, git, metric_in};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+/// A bare repository with the post-receive hook installed, and a clone of it to push from.
+fn bare_with_hook(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bare = dir.join(format!("{name}.git"));
+    git(dir, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let out = crate::support::keyward()
+        .args(["hook", "install", "--post-receive", "--repo"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = dir.join(format!("{name}-work"));
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(work.join("README"), "hello\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "first"]);
+    (bare, work)
+}
+
+fn commit_secret(work: &Path, file: &str, token: &str) {
+    std::fs::write(work.join(file), format!("export GITHUB_TOKEN={token}\n")).unwrap();
+    git(work, &["add", "."]);
+    git(work, &["commit", "-qm", &format!("add {file}")]);
+}
+
+fn push(daemon: &Daemon, work: &Path) {
+    let out = std::process::Command::new("git")
+        .current_dir(work)
+        .args(["push", "-q", "origin", "HEAD:main"])
+        .env("KEYWARD_SOCKET", &daemon.socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("keyward:"),
+        "the post-receive hook complained: {stderr}"
+    );
+}
+
+/// Everything a finding must be, on any store.
+fn git_push_and_clone_without_hook(store: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, work) = bare_with_hook(dir.path(), "app");
+    // A clone the daemon watches by file notification only (polling once a minute).
+    let clone = dir.path().join("clone");
+    git(dir.path(), &["init", "-q", clone.to_str().unwrap()]);
+    std::fs::write(clone.join("a.txt"), "nothing\n").unwrap();
+    git(&clone, &["add", "."]);
+    git(&clone, &["commit", "-qm", "init"]);
+    push_initial(&work);
+
+    let body = format!(
+        "{FAST}\n[[repository]]\nname = \"app\"\npath = {:?}\npoll-interval = \"1h\"\n\n\
+         [[repository]]\nname = \"clone\"\npath = {:?}\npoll-interval = \"1h\"\n",
+        bare.display().to_string(),
+        clone.display().to_string()
+    );
+    let d = Daemon::start_with(dir.path(), &body, store);
+    d.wait_idle(Duration::from_secs(30));
+    assert!(d.findings("").is_empty());
+
+    let pushed = gh_token(901);
+    commit_secret(&work, "deploy.sh", &pushed);
+    push(&d, &work);
+    let (f, took) = d.wait_finding(&pushed, Duration::from_secs(10));
+    assert!(
+        took < Duration::from_secs(3),
+        "push → finding took {took:?}"
+    );
+    assert_eq!(f["rule"], "github-pat-classic");
+    assert_eq!(f["severity"], "high");
+    assert_eq!(f["status"], "open");
+    assert_eq!(f["source_kind"], "git");
+    assert_eq!(f["locations"], 1);
+
+    let committed = gh_token(902);
+    commit_secret(&clone, "env.sh", &committed);
+    let (g, took2) = d.wait_finding(&committed, Duration::from_secs(10));
+    assert!(
+        took2 < Duration::from_secs(5),
+        "commit → finding took {took2:?}"
+    );
+
+    // One finding with its location, commit and the commit's time.
+    let fp = f["fingerprint"].as_str().unwrap();
+    let (s, detail) = d.get(&format!("/v1/findings/{fp}"));
+    assert_eq!(s, 200);
+    let loc = &detail["location_list"][0];
+    assert_eq!(loc["source"], "app");
+    assert_eq!(loc["path"], "deploy.sh");
+    assert_eq!(loc["line"], 1);
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    assert_eq!(loc["commit"], head.trim());
+    let commit_time: i64 = git(&work, &["log", "-1", "--format=%at"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(detail["content_created"], commit_time);
+    let first_seen = detail["first_seen"].as_i64().unwrap();
+    assert!((0..60).contains(&(first_seen - commit_time)), "{detail}");
+
+    // Filters.
+    assert_eq!(d.findings("source=clone").len(), 1);
+    assert_eq!(d.findings("source=git").len(), 2);
+    assert_eq!(d.findings("severity=critical").len(), 0);
+    assert_eq!(d.findings("rule=github-pat-classic").len(), 2);
+    let (s, _) = d.get("/v1/findings?severity=urgent");
+    assert_eq!(s, 400);
+
+    // Triage: resolve with a reason; the history says who and why.
+    let (s, after) = d.post(
+        &format!("/v1/findings/{fp}/status"),
+        &json!({"status": "resolved", "reason": "rotated", "by": "alice"}),
+    );
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(after["status"], "resolved");
+    assert_eq!(after["history"][0]["by"], "alice");
+    assert_eq!(after["history"][0]["reason"], "rotated");
+    assert_eq!(d.findings("status=open").len(), 1);
+    assert_eq!(d.findings("status=resolved").len(), 1);
+
+    // Metrics: both new findings counted; the open gauge follows the store.
+    let text = harness_wait_metric(
+        &d,
+        r#"keyward_findings_new_total{severity="high",source_kind="git"}"#,
+        2.0,
+    );
+    assert_eq!(
+        metric_in(
+            &text,
+            r#"keyward_findings_open{rule="github-pat-classic",severity="high",source_kind="git"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        metric_in(
+            &text,
+            r#"keyward_scans_total{outcome="ok",source_kind="git"}"#
+        )
+        .unwrap()
+            >= 4.0
+    );
+    assert!(
+        metric_in(
+            &text,
+            r#"keyward_source_last_success_timestamp_seconds{source="app"}"#
+        )
+        .unwrap()
+            > 1.7e9
+    );
+    assert_eq!(metric_in(&text, "keyward_store_up"), Some(1.0));
+
+    // The same push again (nothing new) scans nothing twice: objects only grow with new blobs.
+    let objects = metric_in(&text, r#"keyward_scanned_objects_total{source_kind="git"}"#).unwrap();
+    let (s, _) = d.post("/v1/sources/app/scan", &json!({}));
+    assert_eq!(s, 202);
+    d.wait_idle(Duration::from_secs(10));
+    let again = metric_in(
+        &d.metrics(),
+        r#"keyward_scanned_objects_total{source_kind="git"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        again, objects,
+        "a rescan with nothing new read objects again"
+    );
+
+    // No secret value anywhere: API, metrics, log, store.
+    let api = format!(
+        "{}{}",
+        d.get("/v1/findings?status=resolved").1,
+        d.get(&format!("/v1/findings/{fp}")).1
+    );
+    for secret in [&pushed, &committed] {
+        assert!(!api.contains(secret.as_str()), "secret in the API");
+        assert!(!d.metrics().contains(secret.as_str()), "secret in /metrics");
+        assert!(!d.log().contains(secret.as_str()), "secret in the log");
+    }
+    if store.is_none() {
+        for entry in std::fs::read_dir(&d.state).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_file() {
+                let bytes = std::fs::read(&p).unwrap();
+                for secret in [&pushed, &committed] {
+                    assert!(
+                        !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                        "secret in {}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+    let _ = g;
+}
+
+fn push_initial(work: &Path) {
+    git(work, &["push", "-q", "origin", "HEAD:main"]);
+}
+
+/// Waits until a counter reaches `want`; returns the metrics text.
+fn harness_wait_metric(d: &Daemon, series: &str, want: f64) -> String {
+    keyward_tests::wait_for(Duration::from_secs(10), || {
+        let t = d.metrics();
+        (metric_in(&t, series) == Some(want)).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("{series} never reached {want}:\n{}", d.metrics()))
+}
+
+#[test]
+fn serve_git_push_hook_and_notify_on_sqlite() {
+    git_push_and_clone_without_hook(None);
+}
+
+#[test]
+fn serve_git_push_hook_and_notify_on_postgres() {
+    let url = crate::store::postgres_database();
+    git_push_and_clone_without_hook(Some(&url));
+}
+
+#[test]
+fn serve_kill9_before_recording_loses_nothing_and_rescans_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, work) = bare_with_hook(dir.path(), "app");
+    push_initial(&work);
+    let body = format!(
+        "{FAST}\n[[repository]]\nname = \"app\"\npath = {:?}\npoll-interval = \"1h\"\n",
+        bare.display().to_string()
+    );
+    let mut d = Daemon::start(dir.path(), &body);
+    d.wait_idle(Duration::from_secs(30));
+    let before = metric_in(
+        &d.metrics(),
+        r#"keyward_scanned_objects_total{source_kind="git"}"#,
+    )
+    .unwrap();
+    assert!(before >= 1.0);
+
+    // The next scan holds after scanning, before recording: kill it there.
+    d.kill9();
+    d.restart_env(&[("KEYWARD_TEST_HOLD_BEFORE_RECORD_MS", "60000")]);
+    d.wait_idle(Duration::from_secs(30));
+    let token = gh_token(903);
+    commit_secret(&work, "ci.env", &token);
+    push(&d, &work);
+    let held = keyward_tests::wait_for(Duration::from_secs(10), || {
+        d.log().contains("Holding before recording").then_some(())
+    });
+    assert!(held.is_some(), "{}", d.log());
+    d.kill9();
+
+    // Restarted: the job is taken over once its lease (3 s) runs out; the finding is recorded
+    // once, and only the pushed commit's blob is read (the first scan's objects are not).
+    d.restart();
+    let (f, _) = d.wait_finding(&token, Duration::from_secs(20));
+    assert_eq!(f["locations"], 1);
+    d.wait_idle(Duration::from_secs(20));
+    let objects = metric_in(
+        &d.metrics(),
+        r#"keyward_scanned_objects_total{source_kind="git"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        objects, 1.0,
+        "after the restart only the pushed blob is scanned"
+    );
+    assert_eq!(d.findings("").len(), 1);
+}
+
+#[test]
+fn serve_config_errors_reload_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bad file: --check names file, line and key, and exits 64.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[queue]\nlease = \"soon\"\n[[repository]]\nname = \"x\"\npth = \"/\"\n",
+    )
+    .unwrap();
+    let out = crate::support::keyward()
+        .args(["serve", "--check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:5: unknown field `pth`"), "{err}");
+
+    let repo = dir.path().join("r");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    commit_secret(&repo, "a.sh", &gh_token(904));
+    let mut d = Daemon::start(dir.path(), FAST);
+    assert_eq!(
+        d.get("/v1/sources").1["sources"].as_array().unwrap().len(),
+        0
+    );
+
+    // A bad reload keeps the old config.
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        format!("{good}\n[[repository]]\nname = \"bad name\"\npath = \"/x\"\n"),
+    )
+    .unwrap();
+    d.hup();
+    let failed = keyward_tests::wait_for(Duration::from_secs(10), || {
+        (metric_in(
+            &d.metrics(),
+            r#"keyward_config_reloads_total{outcome="failed"}"#,
+        ) == Some(1.0))
+        .then_some(())
+    });
+    assert!(failed.is_some(), "{}", d.log());
+    assert!(d.log().contains("keeping the configuration in force"));
+    // A good one adds the source and scans it.
+    std::fs::write(
+        &d.config,
+        format!(
+            "{good}\n[[repository]]\nname = \"r\"\npath = {:?}\n",
+            repo.display().to_string()
+        ),
+    )
+    .unwrap();
+    d.hup();
+    d.wait_finding(&gh_token(904), Duration::from_secs(15));
+    assert_eq!(d.get("/v1/sources").1["sources"][0]["name"], "r");
+
+    // SIGTERM: exits 0 within the bound, and removes its socket.
+    let status = d
+        .stop(Duration::from_secs(10))
+        .expect("stopped within 10 s");
+    assert!(status.success(), "{status}");
+    assert!(!d.socket.exists());
+}
+
+#[test]
+fn serve_remote_listener_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = keyward_tests::free_port();
+    let remote = keyward_tests::free_port();
+    let token = "s3cr3t-api-token-0123456789";
+    std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
+    let api = format!(
+        "[api]\nlisten = [\"127.0.0.1:{local}\", \"0.0.0.0:{remote}\"]\ntoken-file = \"token\"\n"
+    );
+    let d = Daemon::start_custom(dir.path(), local, &api, FAST, None);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let at = |port: u16, path: &str, auth: Option<&str>| -> u16 {
+        let mut r = agent.get(&format!("http://127.0.0.1:{port}{path}"));
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.call().unwrap().status().as_u16()
+    };
+    assert_eq!(at(remote, "/v1/findings", None), 401);
+    assert_eq!(at(remote, "/metrics", None), 401);
+    assert_eq!(
+        at(
+            remote,
+            "/v1/findings",
+            Some("Bearer wrong-token-wrong-token")
+        ),
+        401
+    );
+    assert_eq!(
+        at(remote, "/v1/findings", Some(&format!("Bearer {token}"))),
+        200
+    );
+    assert_eq!(at(remote, "/healthz", None), 200);
+    assert_eq!(at(local, "/v1/findings", None), 200);
+    assert_eq!(
+        metric_in(&d.metrics(), "keyward_api_unauthorized_total"),
+        Some(3.0)
+    );
+    assert!(!d.log().contains(token), "the token reached the log");
+    assert!(d.log().contains("API request refused"));
+}
