@@ -158,6 +158,7 @@ both!(
     reopen_keeps_everything_and_does_not_migrate_again,
     newer_schema_is_refused,
     invalid_values_are_refused,
+    large_batches_and_duplicates,
 );
 
 fn finding(fp: &str, rule: &str, severity: &str, kind: &str) -> StoredFinding {
@@ -1130,6 +1131,52 @@ fn invalid_values_are_refused(fx: &Fx) {
         "{err:#}"
     );
     assert_eq!(s.count_findings().unwrap(), 0);
+}
+
+fn large_batches_and_duplicates(fx: &Fx) {
+    let s = fx.open();
+    // 2001 places of one secret (more than PostgreSQL records per round of statements, so it
+    // spans two), each listed twice, and one place of another; content dates 5000 down to 3000.
+    let big = finding("fp-big", "r", "high", "git");
+    let small = finding("fp-small", "r", "low", "file");
+    let mut detections: Vec<Detection> = (0..2001u64)
+        .flat_map(|i| {
+            let l = git_loc(
+                "repo",
+                "c",
+                &format!("p{i}"),
+                i,
+                Some(5000 - i64::try_from(i).unwrap()),
+            );
+            [det(&big, &l), det(&big, &l)]
+        })
+        .collect();
+    detections.push(det(&small, &loc("dir", "file", "x")));
+    let out = s.record(&detections, 10_000).unwrap();
+    assert_eq!(out.new_locations, 2002);
+    let nf = |f: &StoredFinding, ttd| NewFinding {
+        fingerprint: f.fingerprint.clone(),
+        severity: f.severity.clone(),
+        rule: f.rule.clone(),
+        source_kind: f.source_kind.clone(),
+        time_to_detect: ttd,
+    };
+    assert_eq!(
+        out.new_findings,
+        vec![nf(&big, Some(7_000.0)), nf(&small, None)]
+    );
+    let v = s.finding("fp-big").unwrap().unwrap().view;
+    assert_eq!((v.locations, v.content_created), (2001, Some(3_000)));
+    assert_eq!(s.finding("fp-small").unwrap().unwrap().view.locations, 1);
+
+    // Again, with one more place and an earlier date for a known one.
+    detections.push(det(&big, &git_loc("repo", "c", "p-new", 1, None)));
+    detections.push(det(&big, &git_loc("repo", "c", "p7", 7, Some(100))));
+    let out = s.record(&detections, 20_000).unwrap();
+    assert_eq!((out.new_findings.len(), out.new_locations), (0, 1));
+    let v = s.finding("fp-big").unwrap().unwrap().view;
+    assert_eq!((v.locations, v.content_created), (2002, Some(100)));
+    assert_eq!(s.count_findings().unwrap(), 2);
 }
 
 // SQLite only.
