@@ -1331,6 +1331,64 @@ fn pg_concurrent_claimers_never_share_a_job() {
 }
 
 #[test]
+fn pg_concurrent_records_make_one_finding_per_secret() {
+    // Two daemons find the same 200 secrets in overlapping batches, in opposite orders.
+    let fx = Fx::new(Backend::Postgres);
+    let start = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|source| {
+            let s = fx.open();
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let mut new = Vec::new();
+                let mut locations = 0;
+                for round in 0..10 {
+                    let round = if source == "a" { round } else { 9 - round };
+                    let mut batch: Vec<Detection> = (round * 20..round * 20 + 40)
+                        .map(|i| {
+                            det(
+                                &finding(&format!("fp-{:03}", i % 200), "r", "high", "git"),
+                                &loc(source, "file", "secrets.env"),
+                            )
+                        })
+                        .collect();
+                    if source == "b" {
+                        batch.reverse();
+                    }
+                    let out = s.record(&batch, 1_000 + i64::from(round)).unwrap();
+                    new.extend(out.new_findings.into_iter().map(|f| f.fingerprint));
+                    locations += out.new_locations;
+                }
+                (new, locations)
+            })
+        })
+        .collect();
+    let mut new = Vec::new();
+    for t in threads {
+        let (n, locations) = t.join().unwrap();
+        assert_eq!(
+            locations, 200,
+            "each daemon adds its one place of each secret once"
+        );
+        new.extend(n);
+    }
+    new.sort();
+    let want: Vec<String> = (0..200).map(|i| format!("fp-{i:03}")).collect();
+    assert_eq!(new, want, "each secret is new exactly once");
+    let s = fx.open();
+    assert_eq!(s.count_findings().unwrap(), 200);
+    let all = s
+        .list_findings(&FindingFilter {
+            limit: 1000,
+            ..FindingFilter::default()
+        })
+        .unwrap();
+    assert!(all.iter().all(|v| v.locations == 2), "{all:?}");
+}
+
+#[test]
 fn pg_claims_of_one_source_never_overlap() {
     // Ten sources with two runnable jobs each: one running under an expired lease, one queued.
     // Whatever the interleaving, each source ends with exactly one job running.
