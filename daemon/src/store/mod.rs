@@ -23,7 +23,8 @@
 //! use keyward::store::{self, FindingFilter, Status};
 //!
 //! let store = store::open("/var/lib/keyward/store.db")?;
-//! let open = store.list_findings(&FindingFilter { status: Some(Status::Open), ..Default::default() })?;
+//! let filter = FindingFilter { status: Some(Status::Open), ..FindingFilter::default() };
+//! let open = store.list_findings(&filter)?;
 //! println!("{} open findings", open.len());
 //! # Ok::<(), anyhow::Error>(())
 //! ```

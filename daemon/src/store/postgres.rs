@@ -11,6 +11,7 @@
 //!
 //! TLS is not supported yet (`sslmode=require` fails to connect).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
@@ -240,6 +241,209 @@ fn job_from_row(r: &Row) -> anyhow::Result<Job> {
     })
 }
 
+/// Detections per round of [`record_chunk`]'s statements: bounds the size of one statement's
+/// arrays, while a scan's batch still costs a few round trips rather than three per detection.
+const RECORD_CHUNK: usize = 2000;
+
+/// Inserts the findings of the chunk that are new (returning their fingerprints).
+const INSERT_FINDINGS: &str = "INSERT INTO findings (fingerprint, rule, rule_name, severity,
+         redacted, validation, source_kind, first_seen, content_created)
+     SELECT u.fp, u.rule, u.rule_name, u.severity, u.redacted, u.validation, u.source_kind, $8,
+         u.cc
+     FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                 $7::TEXT[], $9::BIGINT[])
+         AS u (fp, rule, rule_name, severity, redacted, validation, source_kind, cc)
+     ON CONFLICT (fingerprint) DO NOTHING
+     RETURNING fingerprint";
+
+/// Inserts the locations of the chunk that are new (returning their findings' fingerprints).
+const INSERT_LOCATIONS: &str = "INSERT INTO locations (fingerprint, key, source, source_kind,
+         repository, commit_id, author, path, line, col, image, layer, layer_index, deleted,
+         content_created, first_seen)
+     SELECT u.fp, u.key, u.source, u.source_kind, u.repository, u.commit_id, u.author, u.path,
+         u.line, u.col, u.image, u.layer, u.layer_index, u.deleted, u.cc, $16
+     FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                 $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[],
+                 $13::BIGINT[], $14::BOOLEAN[], $15::BIGINT[])
+         AS u (fp, key, source, source_kind, repository, commit_id, author, path, line, col,
+               image, layer, layer_index, deleted, cc)
+     ON CONFLICT (fingerprint, key) DO NOTHING
+     RETURNING fingerprint";
+
+/// Adds new locations to the count and lowers content_created, touching only rows that change.
+/// The rows are locked in fingerprint order first, so two daemons recording overlapping findings
+/// cannot deadlock. `NO KEY UPDATE` (what the UPDATE itself takes) does not conflict with the
+/// `KEY SHARE` lock that another transaction's location insert takes on the finding through
+/// the foreign key.
+const UPDATE_FINDINGS: &str = "WITH v AS (
+         SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) AS v (fp, added, cc)
+     ), locked AS (
+         SELECT f.fingerprint FROM findings f JOIN v ON v.fp = f.fingerprint
+         WHERE v.added > 0
+            OR (v.cc IS NOT NULL AND (f.content_created IS NULL OR v.cc < f.content_created))
+         ORDER BY f.fingerprint
+         FOR NO KEY UPDATE OF f
+     )
+     UPDATE findings f
+     SET location_count = f.location_count + v.added,
+         content_created = LEAST(f.content_created, v.cc)
+     FROM v JOIN locked ON locked.fingerprint = v.fp
+     WHERE f.fingerprint = v.fp";
+
+/// Records one chunk of detections, sorted by (fingerprint, location key), in three statements;
+/// returns the number of locations added. A fingerprint may continue from the previous chunk.
+fn record_chunk(
+    tx: &mut postgres::Transaction<'_>,
+    chunk: &[(&Detection, String)],
+    detected_at: Unix,
+    new: &mut NewFindings,
+) -> anyhow::Result<u64> {
+    let same_finding = |a: &(&Detection, String), b: &(&Detection, String)| {
+        a.0.finding.fingerprint == b.0.finding.fingerprint
+    };
+    let earliest = |group: &[(&Detection, String)]| {
+        group
+            .iter()
+            .filter_map(|(d, _)| d.location.content_created)
+            .min()
+    };
+
+    // Findings: one row per fingerprint, with the chunk's earliest content date.
+    let groups: Vec<&[(&Detection, String)]> = chunk.chunk_by(same_finding).collect();
+    let mut f_cols: [Vec<&str>; 7] = Default::default();
+    let mut f_cc: Vec<Option<Unix>> = Vec::with_capacity(groups.len());
+    for group in &groups {
+        let f = &group[0].0.finding;
+        for (col, v) in f_cols.iter_mut().zip([
+            &f.fingerprint,
+            &f.rule,
+            &f.rule_name,
+            &f.severity,
+            &f.redacted,
+            &f.validation,
+            &f.source_kind,
+        ]) {
+            col.push(v.as_str());
+        }
+        f_cc.push(earliest(group));
+    }
+    let [
+        fp,
+        rule,
+        rule_name,
+        severity,
+        redacted,
+        validation,
+        source_kind,
+    ] = &f_cols;
+    let created: HashSet<String> = tx
+        .query(
+            INSERT_FINDINGS,
+            &[
+                fp,
+                rule,
+                rule_name,
+                severity,
+                redacted,
+                validation,
+                source_kind,
+                &detected_at,
+                &f_cc,
+            ],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    for group in &groups {
+        if created.contains(&group[0].0.finding.fingerprint) {
+            new.created(group[0].0);
+        }
+        for (d, _) in *group {
+            new.seen(d);
+        }
+    }
+
+    // Locations: one row per (fingerprint, key).
+    let places: Vec<&(&Detection, String)> = chunk
+        .chunk_by(|a, b| same_finding(a, b) && a.1 == b.1)
+        .map(|g| &g[0])
+        .collect();
+    let text = |get: fn(&Detection) -> Option<&str>| -> Vec<Option<&str>> {
+        places.iter().map(|(d, _)| get(d)).collect()
+    };
+    let l_fp = text(|d| Some(&d.finding.fingerprint));
+    let l_key: Vec<&str> = places.iter().map(|(_, k)| k.as_str()).collect();
+    let l_source = text(|d| Some(&d.location.source));
+    let l_kind = text(|d| Some(&d.location.source_kind));
+    let l_repository = text(|d| d.location.repository.as_deref());
+    let l_commit = text(|d| d.location.commit.as_deref());
+    let l_author = text(|d| d.location.author.as_deref());
+    let l_path = text(|d| d.location.path.as_deref());
+    let l_image = text(|d| d.location.image.as_deref());
+    let l_layer = text(|d| d.location.layer.as_deref());
+    let l_line: Vec<i64> = places
+        .iter()
+        .map(|(d, _)| to_i64(d.location.line))
+        .collect();
+    let l_col: Vec<i64> = places
+        .iter()
+        .map(|(d, _)| to_i64(d.location.column))
+        .collect();
+    let l_layer_index: Vec<Option<i64>> = places
+        .iter()
+        .map(|(d, _)| d.location.layer_index.map(i64::from))
+        .collect();
+    let l_deleted: Vec<bool> = places.iter().map(|(d, _)| d.location.deleted).collect();
+    let l_cc: Vec<Option<Unix>> = places
+        .iter()
+        .map(|(d, _)| d.location.content_created)
+        .collect();
+    let mut added: HashMap<String, i64> = HashMap::new();
+    let rows = tx.query(
+        INSERT_LOCATIONS,
+        &[
+            &l_fp,
+            &l_key,
+            &l_source,
+            &l_kind,
+            &l_repository,
+            &l_commit,
+            &l_author,
+            &l_path,
+            &l_line,
+            &l_col,
+            &l_image,
+            &l_layer,
+            &l_layer_index,
+            &l_deleted,
+            &l_cc,
+            &detected_at,
+        ],
+    )?;
+    for r in &rows {
+        *added.entry(r.try_get(0)?).or_default() += 1;
+    }
+
+    // Counts and content dates, only for findings where something may change.
+    let mut u_fp: Vec<&str> = Vec::new();
+    let mut u_added: Vec<i64> = Vec::new();
+    let mut u_cc: Vec<Option<Unix>> = Vec::new();
+    for group in &groups {
+        let fp = group[0].0.finding.fingerprint.as_str();
+        let n = added.get(fp).copied().unwrap_or(0);
+        let cc = earliest(group);
+        if n > 0 || cc.is_some() {
+            u_fp.push(fp);
+            u_added.push(n);
+            u_cc.push(cc);
+        }
+    }
+    if !u_fp.is_empty() {
+        tx.execute(UPDATE_FINDINGS, &[&u_fp, &u_added, &u_cc])?;
+    }
+    Ok(rows.len() as u64)
+}
+
 /// Finds the oldest runnable job and locks it, skipping jobs another transaction has locked.
 const CLAIM_CANDIDATE: &str = "SELECT j.id, j.source FROM jobs j
      WHERE ((j.state = 'queued' AND j.run_after <= $1)
@@ -269,78 +473,10 @@ impl Store for PostgresStore {
         let sorted = sorted_with_keys(detections);
         self.with_client("recording findings", |c| {
             let mut tx = c.transaction()?;
-            let insert_finding = tx.prepare(
-                "INSERT INTO findings (fingerprint, rule, rule_name, severity, redacted, validation,
-                     source_kind, first_seen, content_created)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (fingerprint) DO NOTHING",
-            )?;
-            let insert_location = tx.prepare(
-                "INSERT INTO locations (fingerprint, key, source, source_kind, repository, commit_id,
-                     author, path, line, col, image, layer, layer_index, deleted, content_created,
-                     first_seen)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT (fingerprint, key) DO NOTHING",
-            )?;
-            // Writes only when something changes: a rescan of known locations touches no row.
-            let update_finding = tx.prepare(
-                "UPDATE findings SET
-                     location_count = location_count + $2::BIGINT,
-                     content_created = LEAST(content_created, $3::BIGINT)
-                 WHERE fingerprint = $1
-                   AND ($2::BIGINT > 0 OR ($3::BIGINT IS NOT NULL
-                                   AND (content_created IS NULL OR $3 < content_created)))",
-            )?;
             let mut new = NewFindings::default();
             let mut new_locations = 0u64;
-            for (d, key) in &sorted {
-                let (f, l) = (&d.finding, &d.location);
-                let created = tx.execute(
-                    &insert_finding,
-                    &[
-                        &f.fingerprint,
-                        &f.rule,
-                        &f.rule_name,
-                        &f.severity,
-                        &f.redacted,
-                        &f.validation,
-                        &f.source_kind,
-                        &detected_at,
-                        &l.content_created,
-                    ],
-                )?;
-                if created == 1 {
-                    new.created(d);
-                }
-                new.seen(d);
-                let layer_index = l.layer_index.map(i64::from);
-                let inserted = tx.execute(
-                    &insert_location,
-                    &[
-                        &f.fingerprint,
-                        key,
-                        &l.source,
-                        &l.source_kind,
-                        &l.repository,
-                        &l.commit,
-                        &l.author,
-                        &l.path,
-                        &to_i64(l.line),
-                        &to_i64(l.column),
-                        &l.image,
-                        &l.layer,
-                        &layer_index,
-                        &l.deleted,
-                        &l.content_created,
-                        &detected_at,
-                    ],
-                )?;
-                let added = i64::from(inserted == 1);
-                new_locations += to_u64(added);
-                tx.execute(
-                    &update_finding,
-                    &[&f.fingerprint, &added, &l.content_created],
-                )?;
+            for chunk in sorted.chunks(RECORD_CHUNK) {
+                new_locations += record_chunk(&mut tx, chunk, detected_at, &mut new)?;
             }
             tx.commit()?;
             Ok(RecordOutcome {

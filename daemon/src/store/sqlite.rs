@@ -267,9 +267,9 @@ impl Store for SqliteStore {
                  ON CONFLICT (fingerprint) DO NOTHING",
             )?;
             let mut insert_location = tx.prepare_cached(
-                "INSERT INTO locations (fingerprint, key, source, source_kind, repository, commit_id,
-                     author, path, line, col, image, layer, layer_index, deleted, content_created,
-                     first_seen)
+                "INSERT INTO locations (fingerprint, key, source, source_kind, repository,
+                     commit_id, author, path, line, col, image, layer, layer_index, deleted,
+                     content_created, first_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (fingerprint, key) DO NOTHING",
             )?;

@@ -158,6 +158,7 @@ both!(
     reopen_keeps_everything_and_does_not_migrate_again,
     newer_schema_is_refused,
     invalid_values_are_refused,
+    large_batches_and_duplicates,
 );
 
 fn finding(fp: &str, rule: &str, severity: &str, kind: &str) -> StoredFinding {
@@ -1132,6 +1133,52 @@ fn invalid_values_are_refused(fx: &Fx) {
     assert_eq!(s.count_findings().unwrap(), 0);
 }
 
+fn large_batches_and_duplicates(fx: &Fx) {
+    let s = fx.open();
+    // 2001 places of one secret (more than PostgreSQL records per round of statements, so it
+    // spans two), each listed twice, and one place of another; content dates 5000 down to 3000.
+    let big = finding("fp-big", "r", "high", "git");
+    let small = finding("fp-small", "r", "low", "file");
+    let mut detections: Vec<Detection> = (0..2001u64)
+        .flat_map(|i| {
+            let l = git_loc(
+                "repo",
+                "c",
+                &format!("p{i}"),
+                i,
+                Some(5000 - i64::try_from(i).unwrap()),
+            );
+            [det(&big, &l), det(&big, &l)]
+        })
+        .collect();
+    detections.push(det(&small, &loc("dir", "file", "x")));
+    let out = s.record(&detections, 10_000).unwrap();
+    assert_eq!(out.new_locations, 2002);
+    let nf = |f: &StoredFinding, ttd| NewFinding {
+        fingerprint: f.fingerprint.clone(),
+        severity: f.severity.clone(),
+        rule: f.rule.clone(),
+        source_kind: f.source_kind.clone(),
+        time_to_detect: ttd,
+    };
+    assert_eq!(
+        out.new_findings,
+        vec![nf(&big, Some(7_000.0)), nf(&small, None)]
+    );
+    let v = s.finding("fp-big").unwrap().unwrap().view;
+    assert_eq!((v.locations, v.content_created), (2001, Some(3_000)));
+    assert_eq!(s.finding("fp-small").unwrap().unwrap().view.locations, 1);
+
+    // Again, with one more place and an earlier date for a known one.
+    detections.push(det(&big, &git_loc("repo", "c", "p-new", 1, None)));
+    detections.push(det(&big, &git_loc("repo", "c", "p7", 7, Some(100))));
+    let out = s.record(&detections, 20_000).unwrap();
+    assert_eq!((out.new_findings.len(), out.new_locations), (0, 1));
+    let v = s.finding("fp-big").unwrap().unwrap().view;
+    assert_eq!((v.locations, v.content_created), (2002, Some(100)));
+    assert_eq!(s.count_findings().unwrap(), 2);
+}
+
 // SQLite only.
 
 /// Every byte of the store's files (database, WAL, shared memory) under `dir`.
@@ -1281,6 +1328,64 @@ fn pg_concurrent_claimers_never_share_a_job() {
     assert_eq!(unique, want);
     let jobs = setup.list_jobs(1000).unwrap();
     assert!(jobs.iter().all(|j| j.attempts == 1), "{jobs:?}");
+}
+
+#[test]
+fn pg_concurrent_records_make_one_finding_per_secret() {
+    // Two daemons find the same 200 secrets in overlapping batches, in opposite orders.
+    let fx = Fx::new(Backend::Postgres);
+    let start = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|source| {
+            let s = fx.open();
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let mut new = Vec::new();
+                let mut locations = 0;
+                for round in 0..10 {
+                    let round = if source == "a" { round } else { 9 - round };
+                    let mut batch: Vec<Detection> = (round * 20..round * 20 + 40)
+                        .map(|i| {
+                            det(
+                                &finding(&format!("fp-{:03}", i % 200), "r", "high", "git"),
+                                &loc(source, "file", "secrets.env"),
+                            )
+                        })
+                        .collect();
+                    if source == "b" {
+                        batch.reverse();
+                    }
+                    let out = s.record(&batch, 1_000 + i64::from(round)).unwrap();
+                    new.extend(out.new_findings.into_iter().map(|f| f.fingerprint));
+                    locations += out.new_locations;
+                }
+                (new, locations)
+            })
+        })
+        .collect();
+    let mut new = Vec::new();
+    for t in threads {
+        let (n, locations) = t.join().unwrap();
+        assert_eq!(
+            locations, 200,
+            "each daemon adds its one place of each secret once"
+        );
+        new.extend(n);
+    }
+    new.sort();
+    let want: Vec<String> = (0..200).map(|i| format!("fp-{i:03}")).collect();
+    assert_eq!(new, want, "each secret is new exactly once");
+    let s = fx.open();
+    assert_eq!(s.count_findings().unwrap(), 200);
+    let all = s
+        .list_findings(&FindingFilter {
+            limit: 1000,
+            ..FindingFilter::default()
+        })
+        .unwrap();
+    assert!(all.iter().all(|v| v.locations == 2), "{all:?}");
 }
 
 #[test]
