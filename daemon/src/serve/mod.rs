@@ -382,7 +382,10 @@ async fn serve(current: Current) -> Result<()> {
     let timeout = daemon.current().config.shutdown_timeout;
     let drained = tokio::time::timeout(timeout, futures_join(workers)).await;
     if drained.is_err() {
-        let requeued = worker::requeue_running(&daemon);
+        let d = daemon.clone();
+        let requeued = tokio::task::spawn_blocking(move || worker::requeue_running(&d))
+            .await
+            .unwrap_or(0);
         tracing::warn!(
             requeued,
             timeout_s = timeout.as_secs_f64(),

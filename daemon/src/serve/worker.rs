@@ -89,7 +89,11 @@ async fn run(daemon: &Arc<Daemon>, job: Job) {
             error: Some(format!("source {:?} is no longer configured", job.source)),
             ..JobOutcome::default()
         };
-        let _ = daemon.store_op(|s| s.finish(job.id, &daemon.owner, now(), &outcome));
+        let d = daemon.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            d.store_op(|s| s.finish(job.id, &d.owner, now(), &outcome))
+        })
+        .await;
         return;
     };
     if let Some(t) = daemon.take_notified(&source.name) {
@@ -143,7 +147,8 @@ async fn run(daemon: &Arc<Daemon>, job: Job) {
         .observe(elapsed.as_secs_f64());
     let outcome = match &result {
         Ok(report) => {
-            record_success(daemon, &source.name, kind, report);
+            let (d, name, r) = (daemon.clone(), source.name.clone(), report.clone());
+            let _ = tokio::task::spawn_blocking(move || record_success(&d, &name, kind, &r)).await;
             JobOutcome {
                 error: None,
                 retry_at: None,
@@ -199,7 +204,7 @@ async fn run(daemon: &Arc<Daemon>, job: Job) {
     let _ = tokio::task::spawn_blocking(move || d.refresh_gauges()).await;
 }
 
-fn record_success(daemon: &Daemon, source: &str, kind: &str, report: &JobReport) {
+fn record_success(daemon: &Daemon, source: &str, kind: &'static str, report: &JobReport) {
     let m = &daemon.metrics;
     m.scans.with_label_values(&[kind, "ok"]).inc();
     m.scanned_bytes
