@@ -65,6 +65,7 @@ fn push(daemon: &Daemon, work: &Path) {
 }
 
 /// Everything a finding must be, on any store.
+#[allow(clippy::many_single_char_names)]
 fn git_push_and_clone_without_hook(store: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let (bare, work) = bare_with_hook(dir.path(), "app");
@@ -204,7 +205,40 @@ fn git_push_and_clone_without_hook(store: Option<&str>) {
         assert!(!d.metrics().contains(secret.as_str()), "secret in /metrics");
         assert!(!d.log().contains(secret.as_str()), "secret in the log");
     }
-    if store.is_none() {
+    if let Some(url) = store {
+        // The whole PostgreSQL database, dumped as SQL.
+        let pg = crate::store::postgres();
+        let db = url.rsplit('/').next().unwrap();
+        let out = std::process::Command::new(pg.psql_bin().with_file_name("pg_dump"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-p",
+                &pg.port().to_string(),
+                db,
+            ])
+            .env("PGPASSWORD", pg.password())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dump = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dump.contains(f["redacted"].as_str().unwrap()),
+            "the dump holds the findings"
+        );
+        for secret in [&pushed, &committed] {
+            assert!(
+                !dump.contains(secret.as_str()),
+                "secret in the PostgreSQL dump"
+            );
+        }
+    } else {
         for entry in std::fs::read_dir(&d.state).unwrap() {
             let p = entry.unwrap().path();
             if p.is_file() {
@@ -405,4 +439,124 @@ fn serve_remote_listener_needs_the_token() {
     );
     assert!(!d.log().contains(token), "the token reached the log");
     assert!(d.log().contains("API request refused"));
+}
+
+fn owner_pid(job: &serde_json::Value) -> u32 {
+    let owner = job["owner"].as_str().unwrap_or_default();
+    owner
+        .split(':')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn serve_fleet_two_daemons_share_one_postgres() {
+    let url = crate::store::postgres_database();
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = FAST.to_owned();
+    let mut works = Vec::new();
+    for i in 0..8 {
+        let (bare, work) = bare_with_hook(dir.path(), &format!("r{i}"));
+        commit_secret(&work, "a.env", &gh_token(1000 + i));
+        push_initial(&work);
+        body.push_str(&format!(
+            "\n[[repository]]\nname = \"r{i}\"\npath = {:?}\npoll-interval = \"1h\"\nnotify = false\n",
+            bare.display().to_string()
+        ));
+        works.push(work);
+    }
+    // Each scan holds 1.5 s before recording, so the two daemons must share the eight jobs.
+    let hold = [("KEYWARD_TEST_HOLD_BEFORE_RECORD_MS", "1500")];
+    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let mut a = Daemon::configure(&da, &body, Some(&url));
+    a.restart_env(&hold);
+    let mut b = Daemon::configure(&db, &body, Some(&url));
+    b.restart_env(&hold);
+    for i in 0..8 {
+        b.wait_finding(&gh_token(1000 + i), Duration::from_secs(60));
+    }
+    b.wait_idle(Duration::from_secs(30));
+    let scans = b.get("/v1/scans?limit=1000").1["scans"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for i in 0..8 {
+        let done: Vec<_> = scans
+            .iter()
+            .filter(|s| {
+                s["source"] == format!("r{i}") && s["state"] == "done" && s["findings"] == 1
+            })
+            .collect();
+        assert_eq!(
+            done.len(),
+            1,
+            "r{i} scanned with findings {} times: {scans:#?}",
+            done.len()
+        );
+    }
+    let owners: std::collections::HashSet<u32> = scans
+        .iter()
+        .filter(|s| s["findings"] == 1)
+        .map(owner_pid)
+        .collect();
+    assert_eq!(
+        owners.len(),
+        2,
+        "both daemons did some of the work: {scans:#?}"
+    );
+    assert_eq!(b.findings("").len(), 8);
+    assert!(b.findings("").iter().all(|f| f["locations"] == 1));
+
+    // A holds two new scans forever and is killed; B takes them over when the leases run out.
+    let last_id = scans.iter().filter_map(|s| s["id"].as_i64()).max().unwrap();
+    // B is down while A picks the new work up, so A is the one holding it.
+    b.kill9();
+    a.kill9();
+    a.restart_env(&[("KEYWARD_TEST_HOLD_BEFORE_RECORD_MS", "600000")]);
+    a.wait_idle(Duration::from_secs(30));
+    let mark = a.log().len();
+    for (i, work) in works.iter().enumerate().take(2) {
+        commit_secret(work, "b.env", &gh_token(2000 + i as u64));
+        git(work, &["push", "-q", "origin", "HEAD:main"]);
+        let (s, _) = a.post(&format!("/v1/sources/r{i}/scan"), &json!({}));
+        assert_eq!(s, 202);
+    }
+    let holding = keyward_tests::wait_for(Duration::from_secs(20), || {
+        (a.log()[mark..]
+            .matches("Holding before recording findings (test fault injection).")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    assert!(holding.is_some(), "{}", a.log());
+    let a_pid = a.pid();
+    a.kill9();
+    b.restart();
+    for i in 0..2u64 {
+        b.wait_finding(&gh_token(2000 + i), Duration::from_secs(30));
+    }
+    b.wait_idle(Duration::from_secs(30));
+    let scans = b.get("/v1/scans?limit=1000").1["scans"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let taken_over: Vec<_> = scans
+        .iter()
+        .filter(|s| {
+            s["id"].as_i64() > Some(last_id)
+                && s["findings"] == 1
+                && s["attempts"] == 2
+                && s["state"] == "done"
+        })
+        .collect();
+    assert_eq!(taken_over.len(), 2, "{scans:#?}");
+    assert!(
+        taken_over
+            .iter()
+            .all(|s| owner_pid(s) == b.pid() && owner_pid(s) != a_pid)
+    );
+    assert_eq!(b.findings("").len(), 10);
 }

@@ -47,12 +47,20 @@ impl Daemon {
 
     /// As [`Daemon::start`], with a store (`postgres://…`); SQLite under the state dir if `None`.
     pub(crate) fn start_with(dir: &Path, body: &str, store: Option<&str>) -> Daemon {
+        let mut d = Daemon::configure(dir, body, store);
+        d.restart();
+        d
+    }
+
+    /// Writes the config as [`Daemon::start_with`] does without starting the process (start it
+    /// with [`Daemon::restart_env`]).
+    pub(crate) fn configure(dir: &Path, body: &str, store: Option<&str>) -> Daemon {
         let port = free_port();
         let api = format!(
             "[api]\nlisten = [\"127.0.0.1:{port}\"]\nsocket = {:?}\n",
             dir.join("keyward.sock").display().to_string()
         );
-        Daemon::start_custom(dir, port, &api, body, store)
+        Daemon::write_config(dir, port, &api, body, store)
     }
 
     /// As [`Daemon::start_with`] with the `[api]` section given (`port` is the loopback port the
@@ -64,6 +72,12 @@ impl Daemon {
         body: &str,
         store: Option<&str>,
     ) -> Daemon {
+        let mut d = Daemon::write_config(dir, port, api, body, store);
+        d.restart();
+        d
+    }
+
+    fn write_config(dir: &Path, port: u16, api: &str, body: &str, store: Option<&str>) -> Daemon {
         let state = dir.join("state");
         let socket = dir.join("keyward.sock");
         let config = dir.join("keyward.toml");
@@ -76,7 +90,7 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let mut d = Daemon {
+        Daemon {
             child: None,
             state,
             config,
@@ -88,9 +102,7 @@ impl Daemon {
                 .timeout_global(Some(Duration::from_secs(30)))
                 .build()
                 .into(),
-        };
-        d.restart();
-        d
+        }
     }
 
     /// Starts the process again (after [`Daemon::kill9`] or [`Daemon::stop`]); waits for ready.
@@ -198,11 +210,6 @@ impl Daemon {
     /// `/metrics` text.
     pub(crate) fn metrics(&self) -> String {
         self.get_text("/metrics").expect("metrics").1
-    }
-
-    /// The value of one sample line of `/metrics` (`name{labels}` exactly as rendered).
-    pub(crate) fn metric(&self, series: &str) -> Option<f64> {
-        metric_in(&self.metrics(), series)
     }
 
     /// Open findings, as the API lists them.
