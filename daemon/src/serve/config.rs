@@ -71,7 +71,7 @@ struct RawQueue {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRepository {
-    name: String,
+    name: Spanned<String>,
     path: String,
     poll_interval: Option<String>,
     #[serde(default = "yes")]
@@ -82,7 +82,7 @@ struct RawRepository {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawDocker {
     #[serde(default = "docker_name")]
-    name: String,
+    name: Spanned<String>,
     socket: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
@@ -91,7 +91,7 @@ struct RawDocker {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawDrop {
-    name: String,
+    name: Spanned<String>,
     path: String,
     poll_interval: Option<String>,
 }
@@ -99,7 +99,7 @@ struct RawDrop {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRegistry {
-    name: String,
+    name: Spanned<String>,
     registry: String,
     repository: String,
     #[serde(default)]
@@ -111,8 +111,8 @@ fn yes() -> bool {
     true
 }
 
-fn docker_name() -> String {
-    "docker".to_owned()
+fn docker_name() -> Spanned<String> {
+    Spanned::new(0..0, "docker".to_owned())
 }
 
 /// The HTTP API's listeners.
@@ -368,10 +368,16 @@ impl ServeConfig {
         let mut source = |problems: &mut Vec<String>,
                           span: std::ops::Range<usize>,
                           table: &str,
-                          name: &str,
+                          name: &Spanned<String>,
                           poll: Option<&str>,
                           default_poll: Duration,
                           spec: SourceSpec| {
+            let name_at = if name.span().end > 0 {
+                name.span()
+            } else {
+                span.clone()
+            };
+            let name = name.get_ref().as_str();
             let valid_name = !name.is_empty()
                 && name
                     .chars()
@@ -379,12 +385,12 @@ impl ServeConfig {
             if !valid_name {
                 problems.push(format!(
                     "{}: [[{table}]] key `name`: {name:?} must be letters, digits, `-`, `_` or `.`",
-                    at(span.clone())
+                    at(name_at.clone())
                 ));
             } else if !names.insert(name.to_owned()) {
                 problems.push(format!(
                     "{}: [[{table}]] key `name`: {name:?} is used by another source",
-                    at(span.clone())
+                    at(name_at)
                 ));
             }
             let poll_interval = match poll.map(humantime::parse_duration) {
@@ -424,10 +430,16 @@ impl ServeConfig {
             && d.get_ref().enabled
         {
             let v = d.get_ref();
-            let socket = v
-                .socket
-                .as_deref()
-                .map_or_else(default_docker_socket, resolve);
+            let socket = match v.socket.as_deref() {
+                Some(p) => resolve(p),
+                None => crate::watch::docker_events::default_socket().unwrap_or_else(|e| {
+                    problems.push(format!(
+                        "{}: [docker] key `socket`: not given, and {e:#}",
+                        at(d.span())
+                    ));
+                    PathBuf::new()
+                }),
+            };
             source(
                 &mut problems,
                 d.span(),
@@ -504,14 +516,6 @@ impl ServeConfig {
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
     }
-}
-
-/// `DOCKER_HOST=unix://…`, else `/var/run/docker.sock`.
-pub fn default_docker_socket() -> PathBuf {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
 }
 
 #[cfg(test)]
