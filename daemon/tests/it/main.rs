@@ -18,6 +18,8 @@ mod reports;
 mod rules_cmd;
 /// `keyward serve`: the daemon end to end (git, API, metrics, restarts, stores, tokens).
 mod serve;
+/// `keyward serve` from outside: promtool, alerts via Prometheus, openapi.json vs the live API.
+mod serve_alerts;
 /// `scan stdin`: streaming, chunk boundaries, `-`.
 mod stdin;
 /// The findings store: one set of test bodies run on SQLite and on a real PostgreSQL.
