@@ -18,6 +18,7 @@
 //! but `/healthz` and `/readyz`; a request without it gets 401 and is logged without its headers.
 
 use super::{Daemon, now};
+use crate::error::UsageError;
 use crate::store::{FindingFilter, Status};
 use anyhow::{Context, Result};
 use axum::extract::{Path as UrlPath, Query, Request, State};
@@ -28,15 +29,22 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The OpenAPI description of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
+/// A bound TCP listener: whether it needs the token, and its TLS acceptor if it speaks HTTPS.
+struct TcpListener {
+    listener: tokio::net::TcpListener,
+    needs_token: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Bound listeners, before serving.
 pub struct Listeners {
-    tcp: Vec<(tokio::net::TcpListener, bool)>,
+    tcp: Vec<TcpListener>,
     unix: Option<(tokio::net::UnixListener, PathBuf)>,
 }
 
@@ -46,14 +54,24 @@ pub struct Listeners {
 /// An address or socket path that cannot be bound (named in the error).
 pub async fn bind(daemon: &Daemon) -> Result<Listeners> {
     let api = daemon.current().config.api.clone();
+    let acceptor = match &api.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
     let mut tcp = Vec::new();
     for addr in &api.listen {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
         let local = l.local_addr().map_or(*addr, |a| a);
-        tracing::info!(address = %local, token_required = !addr.ip().is_loopback(), "API listening.");
-        tcp.push((l, !addr.ip().is_loopback()));
+        let needs_token = !addr.ip().is_loopback();
+        let tls = acceptor.clone().filter(|_| needs_token);
+        tracing::info!(address = %local, token_required = needs_token, tls = tls.is_some(), "API listening.");
+        tcp.push(TcpListener {
+            listener: l,
+            needs_token,
+            tls,
+        });
     }
     let unix = match &api.socket {
         Some(path) => {
@@ -110,11 +128,13 @@ pub fn spawn(daemon: &Arc<Daemon>, listeners: Listeners) -> ApiTasks {
     let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    for (l, needs_token) in listeners.tcp {
-        let app = router(daemon.clone(), needs_token);
+    for l in listeners.tcp {
+        let app = router(daemon.clone(), l.needs_token);
         let rx = rx.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app)
+            if let Some(tls) = l.tls {
+                serve_tls(l.listener, tls, app, rx).await;
+            } else if let Err(e) = axum::serve(l.listener, app)
                 .with_graceful_shutdown(shutdown(rx))
                 .await
             {
@@ -139,6 +159,71 @@ pub fn spawn(daemon: &Arc<Daemon>, listeners: Listeners) -> ApiTasks {
         stop,
         tasks,
         socket,
+    }
+}
+
+/// A TLS acceptor from PEM files (certificate chain, private key).
+///
+/// # Errors
+/// A file that cannot be read or holds no usable certificate or key (named in the error).
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| UsageError(format!("{}: api.tls-cert: {e}", cert.display())))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        UsageError(format!(
+            "{}: api.tls-cert: no certificate in the file",
+            cert.display()
+        ))
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| UsageError(format!("{}: api.tls-key: {e}", key.display())))?;
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| UsageError(format!("api.tls-cert / api.tls-key: {e}")))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves HTTPS on `listener` until `stop`: one task per connection, a handshake that does not
+/// finish in 10 s is dropped.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Accepting a connection failed.");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+            let Ok(Ok(tls)) = handshake.await else {
+                tracing::debug!("TLS handshake failed or timed out.");
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
     }
 }
 

@@ -46,6 +46,8 @@ struct RawApi {
     listen: Option<Vec<Spanned<String>>>,
     socket: Option<String>,
     token_file: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +126,9 @@ pub struct ApiConfig {
     pub socket: Option<PathBuf>,
     /// Bearer token file; required when a listener is not on loopback. Read at start.
     pub token_file: Option<PathBuf>,
+    /// Certificate chain and private key (PEM) for the non-loopback listeners: with them those
+    /// listeners speak HTTPS only.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The job queue's timing.
@@ -323,10 +328,21 @@ impl ServeConfig {
                  not a loopback address (requests there must carry a bearer token)"
             ));
         }
+        let tls = match (raw.api.tls_cert.as_deref(), raw.api.tls_key.as_deref()) {
+            (Some(c), Some(k)) => Some((resolve(c), resolve(k))),
+            (None, None) => None,
+            _ => {
+                problems.push(format!(
+                    "{file}: keys `api.tls-cert` and `api.tls-key`: give both or neither"
+                ));
+                None
+            }
+        };
         let api = ApiConfig {
             listen,
             socket: raw.api.socket.as_deref().map(resolve),
             token_file,
+            tls,
         };
 
         let queue = QueueConfig {

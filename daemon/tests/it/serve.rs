@@ -560,3 +560,68 @@ fn serve_fleet_two_daemons_share_one_postgres() {
     );
     assert_eq!(b.findings("").len(), 10);
 }
+
+#[test]
+fn serve_remote_listener_speaks_tls_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=keyward-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = "tls-api-token-0123456789abcdef";
+    std::fs::write(dir.path().join("token"), token).unwrap();
+    let (local, remote) = (keyward_tests::free_port(), keyward_tests::free_port());
+    let api = format!(
+        "[api]\nlisten = [\"127.0.0.1:{local}\", \"0.0.0.0:{remote}\"]\ntoken-file = \"token\"\n\
+         tls-cert = \"tls.crt\"\ntls-key = \"tls.key\"\n"
+    );
+    let _d = Daemon::start_custom(dir.path(), local, &api, FAST, None);
+    let curl = |url: &str, auth: bool| -> String {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(dir.path().join("tls.crt"))
+            .arg(url);
+        if auth {
+            c.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let out = c.output().expect("curl (apt-get install curl)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let https = format!("https://127.0.0.1:{remote}/v1/findings");
+    assert_eq!(curl(&https, true), "200");
+    assert_eq!(curl(&https, false), "401");
+    // Plain HTTP on the TLS listener gets no HTTP answer.
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{remote}/v1/findings"), true),
+        "000"
+    );
+    // The loopback listener stays plain HTTP without a token.
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{local}/v1/findings"), false),
+        "200"
+    );
+}
