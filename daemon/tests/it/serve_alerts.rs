@@ -377,6 +377,8 @@ impl Spec {
 struct Reply {
     status: u16,
     media_type: String,
+    /// Header names, lower case.
+    headers: BTreeSet<String>,
     text: String,
 }
 
@@ -450,6 +452,11 @@ fn call(agent: &ureq::Agent, base: &str, c: &Case, auth: Option<&str>) -> Reply 
     Reply {
         status: resp.status().as_u16(),
         media_type,
+        headers: resp
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .collect(),
         text: resp.body_mut().read_to_string().unwrap_or_default(),
     }
 }
@@ -470,15 +477,25 @@ fn check_reply(spec: &Spec, c: &Case, reply: &Reply) -> Vec<String> {
         )];
     };
     let response = spec.resolve(response);
+    for name in response["headers"]
+        .as_object()
+        .into_iter()
+        .flat_map(|h| h.keys())
+    {
+        if !reply.headers.contains(&name.to_lowercase()) {
+            errs.push(format!("{what}: header {name} missing"));
+        }
+    }
     let Some(content) = response["content"].as_object() else {
         return errs;
     };
     let Some(media) = content.get(&reply.media_type) else {
         let listed: Vec<_> = content.keys().collect();
-        return vec![format!(
+        errs.push(format!(
             "{what}: Content-Type {:?} not listed ({listed:?})",
             reply.media_type
-        )];
+        ));
+        return errs;
     };
     if reply.media_type == "application/json" {
         match serde_json::from_str::<Value>(&reply.text) {
