@@ -290,7 +290,10 @@ pub fn run(path: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(current))
+    let result = runtime.block_on(serve(current));
+    // A scan still running on a blocking thread was requeued already; do not wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 async fn serve(current: Current) -> Result<()> {

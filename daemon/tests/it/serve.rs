@@ -625,3 +625,45 @@ fn serve_remote_listener_speaks_tls_when_configured() {
         "200"
     );
 }
+
+#[test]
+fn serve_sigterm_puts_a_running_scan_back_in_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, work) = bare_with_hook(dir.path(), "app");
+    commit_secret(&work, "x.env", &gh_token(905));
+    push_initial(&work);
+    let body = format!(
+        "{FAST}\n[[repository]]\nname = \"app\"\npath = {:?}\npoll-interval = \"1h\"\n",
+        bare.display().to_string()
+    );
+    let mut d = Daemon::configure(dir.path(), &body, None);
+    d.restart_env(&[("KEYWARD_TEST_HOLD_BEFORE_RECORD_MS", "600000")]);
+    let held = keyward_tests::wait_for(Duration::from_secs(20), || {
+        d.log().contains("Holding before recording").then_some(())
+    });
+    assert!(held.is_some(), "{}", d.log());
+    // shutdown-timeout is 5 s (FAST): the daemon gives up waiting and requeues the scan.
+    let started = std::time::Instant::now();
+    let status = d
+        .stop(Duration::from_secs(15))
+        .expect("stopped within 15 s");
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(d.log().contains("put back in the queue"), "{}", d.log());
+    // Restarted without the hold: the requeued job runs at once (no lease to wait out).
+    d.restart();
+    let (_, took) = d.wait_finding(&gh_token(905), Duration::from_secs(10));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let scans = d.get("/v1/scans?limit=100").1["scans"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let failed_then_done = scans.iter().any(|s| {
+        s["source"] == "app" && s["state"] == "done" && s["findings"] == 1 && s["attempts"] == 2
+    });
+    assert!(failed_then_done, "{scans:#?}");
+}
