@@ -209,6 +209,24 @@ impl SourceConfig {
     }
 }
 
+/// Where the findings store is: a SQLite path or a PostgreSQL URL, which may hold a password, so
+/// `Debug` shows it redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreSpec(pub String);
+
+impl StoreSpec {
+    /// The spec itself (for opening the store only).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::redact_spec(&self.0))
+    }
+}
+
 /// The typed configuration.
 #[derive(Debug)]
 pub struct ServeConfig {
@@ -217,7 +235,7 @@ pub struct ServeConfig {
     /// Where the daemon keeps its state (the SQLite store, git scan state).
     pub state_dir: PathBuf,
     /// `postgres://…`, or a SQLite file path.
-    pub store: String,
+    pub store: StoreSpec,
     /// Listeners.
     pub api: ApiConfig,
     /// Scans run at once.
@@ -516,7 +534,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             path: path.to_path_buf(),
             state_dir,
-            store,
+            store: StoreSpec(store),
             api,
             workers: raw.scan.workers.unwrap_or(2).max(1),
             threads: raw.scan.threads.unwrap_or(cores).max(1),
@@ -546,7 +564,10 @@ mod tests {
             c.api.listen,
             vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]
         );
-        assert_eq!(c.store, "/var/lib/keyward/findings.sqlite");
+        assert_eq!(c.store.as_str(), "/var/lib/keyward/findings.sqlite");
+        let pg =
+            ServeConfig::parse(Path::new("k.toml"), "store = \"postgres://u:pw@db/k\"\n").unwrap();
+        assert_eq!(format!("{:?}", pg.store), "postgres://u:***@db/k");
         assert!(c.sources.iter().any(|s| s.job_kind() == "git"));
     }
 

@@ -300,7 +300,7 @@ async fn serve(current: Current) -> Result<()> {
     let started = Instant::now();
     let config = &current.config;
     fs_err::create_dir_all(&config.state_dir).context("creating the state directory")?;
-    let spec = config.store.clone();
+    let spec = config.store.as_str().to_owned();
     let store = tokio::task::spawn_blocking(move || store::open(&spec))
         .await
         .context("opening the store")??;
