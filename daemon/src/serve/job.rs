@@ -88,7 +88,16 @@ fn record(
     scan: &Scan,
     report: &mut JobReport,
 ) -> Result<()> {
-    let findings = scan.take_findings();
+    record_findings(daemon, source, &scan.take_findings(), report)
+}
+
+/// [`record`] of findings already taken from their scan.
+fn record_findings(
+    daemon: &Daemon,
+    source: &SourceConfig,
+    findings: &[Finding],
+    report: &mut JobReport,
+) -> Result<()> {
     report.findings += findings.len() as u64;
     if findings.is_empty() {
         return Ok(());
@@ -285,6 +294,38 @@ fn scan_target(daemon: &Daemon, scan: &Scan, opts: &ImageOptions, target: &str) 
     Ok(())
 }
 
+/// Scans `target` and records what it found, even when the scan then fails (what was read is
+/// real). The findings' `image` says `name` where the scan says `target`: an image read by id
+/// or digest is named by its tag.
+#[allow(clippy::too_many_arguments)]
+fn scan_and_record(
+    daemon: &Daemon,
+    source: &SourceConfig,
+    scan: &Scan,
+    report: &mut JobReport,
+    opts: &ImageOptions,
+    target: &str,
+    name: &str,
+) -> Result<()> {
+    let scanned = scan_target(daemon, scan, opts, target);
+    let mut findings = scan.take_findings();
+    if name != target {
+        for f in &mut findings {
+            if let Some(image) = &mut f.location.image
+                && let Some(rest) = image.strip_prefix(target)
+            {
+                *image = format!("{name}{rest}");
+            }
+        }
+    }
+    record_findings(daemon, source, &findings, report)?;
+    scanned
+}
+
+/// An untagged image younger than this is left for a later job: the legacy builder commits an
+/// image and tags it a moment later, and a job in between would name it by its id for good.
+const UNTAGGED_GRACE: Duration = Duration::from_secs(10);
+
 fn docker_job(
     daemon: &Daemon,
     current: &Current,
@@ -297,21 +338,58 @@ fn docker_job(
     let mut images = handle.block_on(crate::watch::docker_events::list_images(socket))?;
     images.sort_by_key(|i| i.created);
     let opts = image_options(current, false, Some(socket));
+    let mut failures = Vec::new();
+    let mut deferred = false;
     for image in images {
         let key = image.id.clone();
         if daemon.store_op(|s| s.is_scanned("docker-image", &key))? {
             continue;
         }
+        if image.repo_tags.is_empty() && now() - image.created < UNTAGGED_GRACE.as_secs() as i64 {
+            deferred = true;
+            continue;
+        }
+        // NOTE: read by id, named by tag. A tag may move to another image between the listing
+        // and the read (a rebuild under the same tag): read by tag, the other image would be
+        // scanned and this id marked scanned unread.
+        let target = format!("docker-daemon:{}", image.id);
         let name = image
             .repo_tags
             .first()
-            .cloned()
-            .unwrap_or_else(|| image.id.clone());
-        scan_target(daemon, scan, &opts, &format!("docker-daemon:{name}"))?;
-        record(daemon, source, scan, report)?;
-        daemon.store_op(|s| s.mark_scanned("docker-image", &key, now()))?;
+            .map_or_else(|| target.clone(), |t| format!("docker-daemon:{t}"));
+        match scan_and_record(daemon, source, scan, report, &opts, &target, &name) {
+            Ok(()) => daemon.store_op(|s| s.mark_scanned("docker-image", &key, now()))?,
+            Err(e) => failures.push((key, format!("{e:#}"))),
+        }
+    }
+    if deferred {
+        requeue_later(daemon, source, "untagged");
+    }
+    if !failures.is_empty() {
+        // An image removed since the listing (`docker rmi` right after a build) is no failure.
+        let still: std::collections::HashSet<String> = handle
+            .block_on(crate::watch::docker_events::list_images(socket))?
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        failures.retain(|(id, _)| still.contains(id));
+    }
+    if !failures.is_empty() {
+        let msgs: Vec<String> = failures.into_iter().map(|(_, e)| e).collect();
+        bail!("{}", msgs.join("\n"));
     }
     Ok(())
+}
+
+/// Queues `source` again, to run in a second or two (not at once: the job would find the same
+/// thing not ready and queue itself again, in a loop).
+fn requeue_later(daemon: &Daemon, source: &SourceConfig, why: &str) {
+    // NOTE: the store's clock is whole seconds: a job due at `now + 1` runs 0 to 1 s from now,
+    // when a worker next looks for jobs.
+    if let Err(e) = daemon.store_op(|s| s.enqueue(&source.name, source.job_kind(), why, now() + 1))
+    {
+        tracing::warn!(source = %source.name, error = %format!("{e:#}"), "Could not queue a scan.");
+    }
 }
 
 /// A file in a drop directory is scanned once it has not changed for this long (it may still be
@@ -329,12 +407,16 @@ fn drop_job(
     let opts = image_options(current, false, None);
     let mut entries: Vec<_> = fs_err::read_dir(dir)?
         .filter_map(std::result::Result::ok)
+        // NOTE: hidden names are skipped: copies in progress (`rsync`'s `.name.XXXXXX`, an
+        // editor's swap file) that are renamed when complete.
+        .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
         .map(|e| e.path())
         .collect();
     entries.sort();
     let mut unsettled = false;
     let mut failures = Vec::new();
     for path in entries {
+        // Gone since the listing: nothing to scan.
         let Ok(meta) = fs_err::metadata(&path) else {
             continue;
         };
@@ -345,7 +427,9 @@ fn drop_job(
         } else {
             continue;
         };
-        let stamp = fs_err::metadata(&stamp_path)?;
+        let Ok(stamp) = fs_err::metadata(&stamp_path) else {
+            continue;
+        };
         let modified = stamp.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         if modified.elapsed().unwrap_or_default() < SETTLE {
             unsettled = true;
@@ -362,21 +446,15 @@ fn drop_job(
         if daemon.store_op(|s| s.is_scanned("drop", &key))? {
             continue;
         }
-        match scan_target(daemon, scan, &opts, &target) {
-            Ok(()) => {
-                record(daemon, source, scan, report)?;
-                daemon.store_op(|s| s.mark_scanned("drop", &key, now()))?;
-            }
-            Err(e) => {
-                // What was found is kept; the file is tried again with the job.
-                record(daemon, source, scan, report)?;
-                failures.push(format!("{e:#}"));
-            }
+        // What was found is kept when the scan fails; the file is tried again with the job.
+        match scan_and_record(daemon, source, scan, report, &opts, &target, &target) {
+            Ok(()) => daemon.store_op(|s| s.mark_scanned("drop", &key, now()))?,
+            Err(e) => failures.push(format!("{e:#}")),
         }
     }
     if unsettled {
         // Come back once the file has settled.
-        let _ = daemon.enqueue(&source.name, source.job_kind(), "settling");
+        requeue_later(daemon, source, "settling");
     }
     if !failures.is_empty() {
         bail!("{}", failures.join("\n"));
@@ -405,21 +483,27 @@ fn registry_job(
     let opts = image_options(current, insecure, None);
     let mut done = before.clone();
     done.retain(|t, _| now_tags.contains_key(t));
+    let mut failures = Vec::new();
     for (tag, digest) in changed {
         let scanned_key = format!("{registry}/{repository}@{digest}");
         if !daemon.store_op(|s| s.is_scanned("registry-manifest", &scanned_key))? {
-            scan_target(
-                daemon,
-                scan,
-                &opts,
-                &format!("docker://{registry}/{repository}:{tag}"),
-            )?;
-            record(daemon, source, scan, report)?;
+            // NOTE: read by digest, named by tag: the tag may move between the poll and the
+            // read, and the digest is what is marked scanned.
+            let target = format!("docker://{scanned_key}");
+            let name = format!("docker://{registry}/{repository}:{tag}");
+            if let Err(e) = scan_and_record(daemon, source, scan, report, &opts, &target, &name) {
+                // The other tags go on; this one is tried again with the job.
+                failures.push(format!("{e:#}"));
+                continue;
+            }
             daemon.store_op(|s| s.mark_scanned("registry-manifest", &scanned_key, now()))?;
         }
         done.insert(tag, digest);
         let bytes = serde_json::to_vec(&done).expect("a map of strings serializes");
         daemon.store_op(|s| s.put_state(&key, &bytes, now()))?;
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
     }
     Ok(())
 }

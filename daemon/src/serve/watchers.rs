@@ -214,7 +214,13 @@ async fn watch_docker(daemon: Arc<Daemon>, source: &SourceConfig, socket: PathBu
         tokio::select! {
             event = rx.recv() => match event {
                 Some(e) => {
-                    tracing::debug!(action = %e.action, image = %e.id, "Docker image event.");
+                    tracing::debug!(action = %e.action, image = %e.image, "Docker image event.");
+                    // One scan for a burst (`docker load` of many images, a build's tags): the
+                    // job looks at every image anyway.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    while let Ok(e) = rx.try_recv() {
+                        tracing::debug!(action = %e.action, image = %e.image, "Docker image event.");
+                    }
                     queue(&daemon, source, "docker-event").await;
                 }
                 None => break,

@@ -4,7 +4,7 @@
 //! layers, digest mismatches and multi-arch indexes.
 #![allow(clippy::many_single_char_names)] // a, b, c: the planted tokens
 
-mod harness;
+pub(crate) mod harness;
 
 use crate::support::{gh_token, stderr};
 use harness::{

@@ -20,6 +20,8 @@ mod rules_cmd;
 mod serve;
 /// `keyward serve` from outside: promtool, alerts via Prometheus, openapi.json vs the live API.
 mod serve_alerts;
+/// `keyward serve` with image sources: the Docker engine, drop directories, registries.
+mod serve_image;
 /// `scan stdin`: streaming, chunk boundaries, `-`.
 mod stdin;
 /// The findings store: one set of test bodies run on SQLite and on a real PostgreSQL.

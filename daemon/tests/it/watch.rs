@@ -4,15 +4,9 @@
 //!
 //! A missing engine or tool fails the test with how to get it; nothing is skipped.
 
-// NOTE: the image tests' harness, compiled a second time here: it is a private module of
-// `image`, and this suite may only add files. Each copy starts its own registry. What this
-// suite does not call would be dead code. TODO: `pub(crate) mod harness;` in image.rs, and
-// `use crate::image::harness` here.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "image/harness.rs"]
-mod harness;
-
-use harness::{Images, auth_registry, open_registry, require, sh, skopeo_copy, unique};
+use crate::image::harness::{
+    Images, auth_registry, open_registry, require, sh, skopeo_copy, unique,
+};
 use keyward::sources::image::registry::{Credentials, Repository};
 use keyward::watch::docker_events::{self, ImageEvent};
 use keyward::watch::registry_poll::{changed, poll};

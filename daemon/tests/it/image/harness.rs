@@ -57,15 +57,77 @@ fn docker() -> Command {
     c
 }
 
-/// Docker images made by a test; removed on drop.
+/// A hold on the Docker engine, shared or exclusive, across threads and test processes (an
+/// `flock` on a file in the temp dir); released on drop.
+///
+/// Tests that make images hold it shared while their images exist ([`Images`] does). A test
+/// whose assertions cover every image the engine has (the daemon's `[docker]` source scans all
+/// of them) holds it exclusive, so no other test's image appears meanwhile.
+///
+/// NOTE: `flock`, not an in-process `RwLock`: the engine is shared with every test process on
+/// the host, and a waiting exclusive `flock` does not block new shared ones, so a thread that
+/// holds a shared lock and takes another cannot deadlock. Held by `flock(1)` running `read`
+/// on a pipe from this process (`File::lock` is newer than the MSRV, and `unsafe` is
+/// forbidden): closing the pipe, or this process dying, releases it.
+pub(crate) struct EngineLock(std::process::Child);
+
+impl EngineLock {
+    fn take(mode: &str) -> EngineLock {
+        require("flock", "util-linux");
+        let path = std::env::temp_dir().join("keyward-it-docker-engine.lock");
+        let mut child = Command::new("flock")
+            .arg(mode)
+            .arg(&path)
+            .args(["sh", "-c", "echo held; read _ignored"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run flock");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "held\n", "flock {mode} {} failed", path.display());
+        EngineLock(child)
+    }
+
+    /// Shared: other tests may make images too.
+    pub(crate) fn shared() -> EngineLock {
+        EngineLock::take("--shared")
+    }
+
+    /// Exclusive: no other test makes images until this is dropped.
+    pub(crate) fn exclusive() -> EngineLock {
+        EngineLock::take("--exclusive")
+    }
+}
+
+impl Drop for EngineLock {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+/// Docker images made by a test; removed on drop. Holds the engine shared ([`EngineLock`])
+/// from the first image made until they are removed.
 #[derive(Default)]
-pub(crate) struct Images(Vec<String>);
+pub(crate) struct Images(Vec<String>, Option<EngineLock>);
 
 impl Images {
+    fn hold(&mut self) {
+        if self.1.is_none() {
+            self.1 = Some(EngineLock::shared());
+        }
+    }
+
     /// A base image with busybox (a shell, `rm`, `cat`) made with `docker import`, as no
     /// registry is reachable.
     pub(crate) fn busybox(&mut self) -> String {
         require("/bin/busybox", "busybox-static");
+        self.hold();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("bin")).unwrap();
@@ -89,6 +151,7 @@ impl Images {
     /// Builds `dockerfile` in `ctx` (files already written there) as a new tag.
     pub(crate) fn build(&mut self, ctx: &Path, dockerfile: &str, args: &[&str]) -> String {
         std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        self.hold();
         let tag = format!("keyward-it-{}:1", unique());
         sh(docker()
             .args(["build", "-q", "--no-cache", "-t", &tag])
