@@ -285,8 +285,14 @@ fn image_options(current: &Current, insecure: bool, docker_socket: Option<&Path>
 /// Scans one image target; an integrity failure (digest mismatch) fails the job.
 fn scan_target(daemon: &Daemon, scan: &Scan, opts: &ImageOptions, target: &str) -> Result<()> {
     let ctx = ImageScan::new(scan, opts, &daemon.layers);
-    ctx.target(target)
-        .with_context(|| format!("scanning {target}"))?;
+    ctx.target(target).map_err(|e| {
+        // Most errors name the target already; say it once.
+        if format!("{e:#}").contains(target) {
+            e
+        } else {
+            e.context(format!("scanning {target}"))
+        }
+    })?;
     let integrity = ctx.integrity_errors();
     if !integrity.is_empty() {
         bail!("{target}: {}", integrity.join("; "));
