@@ -245,8 +245,8 @@ fn serve_image_docker_engine_build_retag_restart() {
     require_engine();
     // The daemon scans every image the engine has: no other test may make one meanwhile.
     let _engine = EngineLock::exclusive();
-    let t = tokens(&[1201, 1202, 1203]);
-    let (token, t_late, t_dangling) = (&t[0], &t[1], &t[2]);
+    let planted = tokens(&[1201, 1202, 1203]);
+    let (token, t_late, t_dangling) = (&planted[0], &planted[1], &planted[2]);
     let dir = tempfile::tempdir().unwrap();
     let body = format!(
         "{FAST}\n[docker]\nenabled = true\nname = \"engine\"\nsocket = \"/var/run/docker.sock\"\n"
@@ -264,7 +264,7 @@ fn serve_image_docker_engine_build_retag_restart() {
     let tag = format!("keyward-serve-{u}:1");
     let mut rmi = Rmi::default();
     rmi.build(Some(&tag), token);
-    let (f, took) = d.wait_finding(token, Duration::from_secs(15));
+    let (found, took) = d.wait_finding(token, Duration::from_secs(15));
     eprintln!("docker build → finding: {took:?}");
     assert!(
         took < Duration::from_secs(5),
@@ -273,7 +273,7 @@ fn serve_image_docker_engine_build_retag_restart() {
     let (id, diff_ids) = inspect(&tag);
     assert_eq!(diff_ids.len(), 1, "{diff_ids:?}");
     let (_, first) = finding_of(&d, token);
-    assert_eq!(first["fingerprint"], f["fingerprint"]);
+    assert_eq!(first["fingerprint"], found["fingerprint"]);
     assert_location(
         &first,
         "engine",
@@ -375,12 +375,12 @@ fn serve_image_docker_engine_build_retag_restart() {
 
     assert_no_secret(&d, &[token, t_late, t_dangling]);
     drop(rmi);
-    for t in [&tag, &retag, &late_tag, &late, &dangling] {
+    for name in [&tag, &retag, &late_tag, &late, &dangling] {
         let out = Command::new("docker")
-            .args(["image", "inspect", t])
+            .args(["image", "inspect", name])
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{t} was not removed");
+        assert!(!out.status.success(), "{name} was not removed");
     }
 }
 
