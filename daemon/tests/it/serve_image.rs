@@ -448,9 +448,12 @@ fn serve_image_drop_directory_archives_layouts_and_bad_files() {
         "{FAST}\n[[drop-directory]]\nname = \"drop\"\npath = {:?}\npoll-interval = \"200ms\"\n",
         drop_dir.display().to_string()
     );
+    // A hidden file (a copy in progress, as `rsync` names them) is not read: it would fail.
+    std::fs::write(drop_dir.join(".a.tar.Xf3k2Q"), noise(4096)).unwrap();
     let d = Daemon::start(dir.path(), &body);
     d.wait_idle(Duration::from_secs(30));
     assert!(d.findings("limit=1000").is_empty());
+    assert_eq!(m(&d, SCANS_FAILED), 0, "{}", d.get("/v1/scans").1);
 
     // A `docker save` archive moved in.
     let a_path = drop_dir.join("a.tar");
