@@ -170,7 +170,7 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     use rustls_pki_types::pem::PemObject as _;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .and_then(Iterator::collect::<std::result::Result<Vec<_>, _>>)
         .map_err(|e| UsageError(format!("{}: api.tls-cert: {e}", cert.display())))?;
     anyhow::ensure!(
         !certs.is_empty(),

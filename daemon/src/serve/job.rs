@@ -12,7 +12,7 @@ use crate::sources::archive::ArchiveLimits;
 use crate::sources::git::{self, GitOptions};
 use crate::sources::image::layer::LayerOptions;
 use crate::sources::image::registry::RegistryOptions;
-use crate::sources::image::{ImageOptions, ImageScan};
+use crate::sources::image::{ImageOptions, ImageScan, LayerCache};
 use crate::store::{Detection, StoredFinding, StoredLocation, Unix};
 use crate::suppress::Suppressor;
 use anyhow::{Context, Result, bail};
@@ -283,8 +283,13 @@ fn image_options(current: &Current, insecure: bool, docker_socket: Option<&Path>
 }
 
 /// Scans one image target; an integrity failure (digest mismatch) fails the job.
-fn scan_target(daemon: &Daemon, scan: &Scan, opts: &ImageOptions, target: &str) -> Result<()> {
-    let ctx = ImageScan::new(scan, opts, &daemon.layers);
+///
+/// NOTE: the layer cache lives for one target (platforms of an index share layers), not for the
+/// daemon's life: a layer scan holds the layer's file list, and a long-lived cache only grows.
+/// An image already scanned is skipped by id or digest before it gets here.
+fn scan_target(scan: &Scan, opts: &ImageOptions, target: &str) -> Result<()> {
+    let layers = LayerCache::default();
+    let ctx = ImageScan::new(scan, opts, &layers);
     ctx.target(target).map_err(|e| {
         // Most errors name the target already; say it once.
         if format!("{e:#}").contains(target) {
@@ -313,7 +318,7 @@ fn scan_and_record(
     target: &str,
     name: &str,
 ) -> Result<()> {
-    let scanned = scan_target(daemon, scan, opts, target);
+    let scanned = scan_target(scan, opts, target);
     let mut findings = scan.take_findings();
     if name != target {
         for f in &mut findings {

@@ -25,7 +25,6 @@ use self::config::ServeConfig;
 use self::metrics::Metrics;
 use crate::error::UsageError;
 use crate::prepare;
-use crate::sources::image::LayerCache;
 use crate::store::{self, Store, Unix};
 use anyhow::{Context, Result};
 use keyward_detectors::RuleSet;
@@ -75,8 +74,6 @@ pub struct Daemon {
     pub stopping: watch::Sender<bool>,
     /// When a hook notified each source (for the notify→start histogram).
     notified: Mutex<HashMap<String, Instant>>,
-    /// Image layers scanned by this process, shared by image jobs.
-    pub layers: LayerCache,
     /// The API's bearer token (non-loopback listeners).
     pub token: RwLock<Option<keyward_detectors::Secret<Vec<u8>>>>,
 }
@@ -317,7 +314,6 @@ async fn serve(current: Current) -> Result<()> {
         ready: AtomicBool::new(false),
         stopping,
         notified: Mutex::new(HashMap::new()),
-        layers: LayerCache::default(),
         token: RwLock::new(None),
     });
     daemon

@@ -190,7 +190,7 @@ fn git_push_and_clone_without_hook(store: Option<&str>) {
     )
     .unwrap();
     assert_eq!(
-        again, objects,
+        again as u64, objects as u64,
         "a rescan with nothing new read objects again"
     );
 
@@ -323,7 +323,7 @@ fn serve_kill9_before_recording_loses_nothing_and_rescans_nothing() {
     )
     .unwrap();
     assert_eq!(
-        objects, 1.0,
+        objects as u64, 1,
         "after the restart only the pushed blob is scanned"
     );
     assert_eq!(d.findings("").len(), 1);

@@ -24,13 +24,8 @@ const SCANS_OK: &str = r#"keyward_scans_total{outcome="ok",source_kind="image"}"
 const SCANS_FAILED: &str = r#"keyward_scans_total{outcome="failed",source_kind="image"}"#;
 
 /// What `keyward_scanned_layers_total` adds for a layer read from a tarball (`docker-daemon:`,
-/// `docker-archive:`).
-///
-/// TODO(test): 1. `tarball::read` (daemon/src/sources/image/tarball.rs) scans each layer with
-/// `layer::scan_layer` itself, and only `ImageScan::layer` counts layers in `Stats::layers`, so
-/// these layers are not counted (registry and OCI layout layers are). The fix is one line where
-/// `read` scans a layer: `ctx.scan.stats.layers.fetch_add(1, Relaxed)`.
-const TARBALL_LAYER: u64 = 0;
+/// `docker-archive:`): one, as for any layer (`layer::scan_layer` counts every layer it reads).
+const TARBALL_LAYER: u64 = 1;
 
 /// Where each planted token is in its image.
 const KEY_PATH: &str = "etc/app/key.txt";

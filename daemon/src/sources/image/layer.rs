@@ -133,6 +133,9 @@ pub struct LayerDigests {
 /// Scans the layer blob `input`; `what` names the layer in error messages. Never fails: a
 /// broken stream or entry is reported on `scan` and what was read so far is kept.
 pub fn scan_layer(scan: &Scan, input: impl Read, what: &str, opts: &LayerOptions) -> LayerScan {
+    scan.stats
+        .layers
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let found = Mutex::new(Vec::new());
     let mut changes = Changes::default();
     let digests = std::thread::scope(|s| {

@@ -157,13 +157,7 @@ impl<'a> ImageScan<'a> {
             }
         }
         let layer = match open() {
-            Ok(r) => {
-                self.scan
-                    .stats
-                    .layers
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                layer::scan_layer(self.scan, r, what, &self.opts.layer)
-            }
+            Ok(r) => layer::scan_layer(self.scan, r, what, &self.opts.layer),
             Err(e) => {
                 self.scan.error(what, &format!("{e:#}"));
                 LayerScan::default()
