@@ -4,65 +4,9 @@
 pub(crate) mod harness;
 
 use crate::support::gh_token;
-use harness::{Daemon, FAST, git, metric_in};
+use harness::{Daemon, FAST, bare_with_hook, commit_secret, git, metric_in, push, push_initial};
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
-
-/// A bare repository with the post-receive hook installed, and a clone of it to push from.
-fn bare_with_hook(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let bare = dir.join(format!("{name}.git"));
-    git(dir, &["init", "-q", "--bare", bare.to_str().unwrap()]);
-    let out = crate::support::keyward()
-        .args(["hook", "install", "--post-receive", "--repo"])
-        .arg(&bare)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let work = dir.join(format!("{name}-work"));
-    git(
-        dir,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    std::fs::write(work.join("README"), "hello\n").unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-qm", "first"]);
-    (bare, work)
-}
-
-fn commit_secret(work: &Path, file: &str, token: &str) {
-    std::fs::write(work.join(file), format!("export GITHUB_TOKEN={token}\n")).unwrap();
-    git(work, &["add", "."]);
-    git(work, &["commit", "-qm", &format!("add {file}")]);
-}
-
-fn push(daemon: &Daemon, work: &Path) {
-    let out = std::process::Command::new("git")
-        .current_dir(work)
-        .args(["push", "-q", "origin", "HEAD:main"])
-        .env("KEYWARD_SOCKET", &daemon.socket)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("keyward:"),
-        "the post-receive hook complained: {stderr}"
-    );
-}
 
 /// Everything a finding must be, on any store.
 #[allow(clippy::many_single_char_names)]
@@ -254,10 +198,6 @@ fn git_push_and_clone_without_hook(store: Option<&str>) {
         }
     }
     let _ = g;
-}
-
-fn push_initial(work: &Path) {
-    git(work, &["push", "-q", "origin", "HEAD:main"]);
 }
 
 /// Waits until a counter reaches `want`; returns the metrics text.

@@ -2,7 +2,9 @@
 //! Alertmanager turning a pushed secret into a page, and `daemon/openapi.json` checked against
 //! the live API, operation by operation.
 
-use crate::serve::harness::{Daemon, FAST, git, metric_in};
+use crate::serve::harness::{
+    Daemon, FAST, bare_with_hook, commit_secret, metric_in, push, push_initial,
+};
 use crate::support::gh_token;
 use keyward_tests::prometheus::{
     Alertmanager, INSTALL_HINT, Prometheus, WebhookReceiver, find_tool,
@@ -19,66 +21,11 @@ use std::time::{Duration, Instant};
 /// Alertmanager's immediate send); the bound leaves room for a loaded machine.
 const ALERT_BOUND: Duration = Duration::from_secs(30);
 
-// --- git helpers (as in serve.rs) ---
-
-/// A bare repository with the post-receive hook installed, and a clone of it with one commit
-/// pushed.
-fn bare_with_hook(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let bare = dir.join(format!("{name}.git"));
-    git(dir, &["init", "-q", "--bare", bare.to_str().unwrap()]);
-    let out = crate::support::keyward()
-        .args(["hook", "install", "--post-receive", "--repo"])
-        .arg(&bare)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let work = dir.join(format!("{name}-work"));
-    git(
-        dir,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    std::fs::write(work.join("README"), "hello\n").unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-qm", "first"]);
-    git(&work, &["push", "-q", "origin", "HEAD:main"]);
-    (bare, work)
-}
-
-fn commit_secret(work: &Path, file: &str, token: &str) {
-    std::fs::write(work.join(file), format!("export GITHUB_TOKEN={token}\n")).unwrap();
-    git(work, &["add", "."]);
-    git(work, &["commit", "-qm", &format!("add {file}")]);
-}
-
-/// `git push`, whose post-receive hook tells the daemon over its socket.
-fn push(daemon: &Daemon, work: &Path) {
-    let out = Command::new("git")
-        .current_dir(work)
-        .args(["push", "-q", "origin", "HEAD:main"])
-        .env("KEYWARD_SOCKET", &daemon.socket)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        !stderr.contains("keyward:"),
-        "the post-receive hook complained: {stderr}"
-    );
-}
-
 /// A daemon watching `app.git` (post-receive hook, no polling) under `dir`, idle after its
 /// first scan; `api` replaces the default `[api]` section.
 fn daemon_with_repo(dir: &Path, api: Option<(u16, &str)>) -> (Daemon, PathBuf, PathBuf) {
     let (bare, work) = bare_with_hook(dir, "app");
+    push_initial(&work);
     let body = format!(
         "{FAST}\n[[repository]]\nname = \"app\"\npath = {:?}\npoll-interval = \"1h\"\n",
         bare.display().to_string()

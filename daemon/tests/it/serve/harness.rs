@@ -302,3 +302,62 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A bare repository with the post-receive hook installed, and a clone of it (one commit, not
+/// pushed yet) to push from.
+pub(crate) fn bare_with_hook(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let bare = dir.join(format!("{name}.git"));
+    git(dir, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let out = keyward()
+        .args(["hook", "install", "--post-receive", "--repo"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = dir.join(format!("{name}-work"));
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(work.join("README"), "hello\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "first"]);
+    (bare, work)
+}
+
+/// Commits `export GITHUB_TOKEN=<token>` in `file`.
+pub(crate) fn commit_secret(work: &Path, file: &str, token: &str) {
+    std::fs::write(work.join(file), format!("export GITHUB_TOKEN={token}\n")).unwrap();
+    git(work, &["add", "."]);
+    git(work, &["commit", "-qm", &format!("add {file}")]);
+}
+
+/// `git push` without a daemon to tell (the hook's complaint is expected and ignored).
+pub(crate) fn push_initial(work: &Path) {
+    git(work, &["push", "-q", "origin", "HEAD:main"]);
+}
+
+/// `git push`, whose post-receive hook tells `daemon` over its socket.
+pub(crate) fn push(daemon: &Daemon, work: &Path) {
+    let out = std::process::Command::new("git")
+        .current_dir(work)
+        .args(["push", "-q", "origin", "HEAD:main"])
+        .env("KEYWARD_SOCKET", &daemon.socket)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("keyward:"),
+        "the post-receive hook complained: {stderr}"
+    );
+}
