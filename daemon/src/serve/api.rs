@@ -420,7 +420,7 @@ async fn list_findings(
         rule: q.rule,
         source: q.source,
         since: q.since.as_deref().map(parse_since).transpose()?,
-        limit: q.limit.unwrap_or(100).min(1000),
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
         offset: q.offset.unwrap_or(0),
     };
     let findings = blocking(&daemon, move |d| d.store_op(|s| s.list_findings(&filter))).await?;
@@ -556,27 +556,31 @@ async fn notify_git(
     body: Result<Json<GitNotify>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(n) = body.map_err(|e| bad(e.body_text()))?;
-    let wanted = std::fs::canonicalize(&n.path).unwrap_or(n.path);
-    let current = daemon.current();
-    let source = current.config.sources.iter().find(|s| match &s.spec {
-        super::config::SourceSpec::Git { path, .. } => {
-            let p = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            p == wanted || p.join(".git") == wanted
-        }
-        _ => false,
-    });
-    let Some(source) = source.cloned() else {
+    // Paths are resolved on a blocking thread (the file system may be slow).
+    let found = blocking(&daemon, move |d| {
+        let wanted = std::fs::canonicalize(&n.path).unwrap_or(n.path);
+        let current = d.current();
+        let source = current.config.sources.iter().find(|s| match &s.spec {
+            super::config::SourceSpec::Git { path, .. } => {
+                let p = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                p == wanted || p.join(".git") == wanted
+            }
+            _ => false,
+        });
+        let Some(source) = source.cloned() else {
+            return Ok(None);
+        };
+        d.note_notified(&source.name);
+        let job = d.enqueue(&source.name, source.job_kind(), "hook")?;
+        Ok(Some((source.name, job)))
+    })
+    .await?;
+    let Some((name, job)) = found else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "this repository is not watched (add a [[repository]] for it)",
         ));
     };
-    daemon.note_notified(&source.name);
-    let name = source.name.clone();
-    let job = blocking(&daemon, move |d| {
-        d.enqueue(&source.name, source.job_kind(), "hook")
-    })
-    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "source": name, "job": job, "queued": job.is_some() })),

@@ -335,7 +335,9 @@ async fn serve(current: Current) -> Result<()> {
                     d2.publish_sources();
                 })
                 .await;
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                // Jobs and triage refresh these as they happen; this catches other daemons'
+                // work (fleet mode) and status changes made elsewhere.
+                tokio::time::sleep(Duration::from_secs(10)).await;
             }
         })
     };

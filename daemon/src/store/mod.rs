@@ -46,7 +46,7 @@ pub use self::sqlite::SqliteStore;
 pub type Unix = i64;
 
 /// The newest schema version this binary knows; a store at a newer version is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A finding as stored: one secret (one fingerprint). Never its value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

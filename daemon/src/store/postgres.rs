@@ -33,10 +33,16 @@ use super::{
 };
 
 /// The schema, one file per version.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/postgres/0002_open_counts_index.sql"),
+    },
+];
 
 /// Advisory lock (one bigint key: "keyward" + 0x01) held by the migration transaction.
 const MIGRATION_LOCK: i64 = 0x6b65_7977_6172_6401;

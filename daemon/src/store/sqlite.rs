@@ -27,10 +27,16 @@ use super::{
 };
 
 /// The schema, one file per version.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/sqlite/0002_open_counts_index.sql"),
+    },
+];
 
 /// How long a statement waits for another connection's lock before failing with `SQLITE_BUSY`.
 /// Generous: a daemon recording a large scan holds the write lock for a while, and failing a
