@@ -92,7 +92,9 @@ impl Validator {
             }
             Validator::PemPrivateKey => (pem_private_key_ok(secret), "pem-ok", "pem-bad"),
             Validator::Jwt => (jwt_ok(secret), "jwt-ok", "jwt-bad"),
-            Validator::MatrixChecksum => (matrix_checksum_ok(secret), "checksum-ok", "checksum-bad"),
+            Validator::MatrixChecksum => {
+                (matrix_checksum_ok(secret), "checksum-ok", "checksum-bad")
+            }
             Validator::Bech32 => (bech32_ok(secret), "checksum-ok", "checksum-bad"),
             Validator::Base58Check => (base58check_ok(secret), "checksum-ok", "checksum-bad"),
         };
@@ -149,7 +151,13 @@ const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
 /// BIP 173 polymod over 5-bit values.
 fn bech32_polymod(values: impl Iterator<Item = u8>) -> u32 {
-    const GEN: [u32; 5] = [0x3b6a_57b2, 0x2650_8e6d, 0x1ea1_19fa, 0x3d42_33dd, 0x2a14_62b3];
+    const GEN: [u32; 5] = [
+        0x3b6a_57b2,
+        0x2650_8e6d,
+        0x1ea1_19fa,
+        0x3d42_33dd,
+        0x2a14_62b3,
+    ];
     let mut chk: u32 = 1;
     for v in values {
         let top = chk >> 25;
