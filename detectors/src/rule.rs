@@ -119,7 +119,8 @@ pub(crate) struct RawRule {
     pub(crate) regex: Option<toml::Spanned<String>>,
     /// Minimum Shannon entropy (bits/byte) of the secret.
     pub(crate) min_entropy: Option<toml::Spanned<f64>>,
-    /// Offline validator: `github-checksum`, `npm-checksum`, `pem-private-key`, `jwt`.
+    /// Offline validator: `github-checksum`, `npm-checksum`, `pem-private-key`, `jwt`,
+    /// `matrix-checksum`, `bech32`, `base58check`.
     pub(crate) validator: Option<toml::Spanned<String>>,
     /// Bytes searched on each side of a keyword hit (default 256, at most 16384).
     pub(crate) window: Option<toml::Spanned<i64>>,

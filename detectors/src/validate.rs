@@ -15,6 +15,14 @@ pub(crate) enum Validator {
     PemPrivateKey,
     /// A JWT whose header and payload decode to JSON objects and whose header names an `alg`.
     Jwt,
+    /// Matrix (Synapse) `syt_`/`syr_` tokens: the part after the last `_` is the base62 CRC32 of
+    /// everything before it.
+    MatrixChecksum,
+    /// Bech32 or Bech32m strings (age secret keys, Nostr `nsec1`): the 6-character BCH checksum.
+    Bech32,
+    /// Base58Check strings (BIP32 extended private keys): the last 4 bytes are the start of
+    /// SHA-256(SHA-256(payload)).
+    Base58Check,
 }
 
 /// The outcome of validation.
@@ -42,8 +50,15 @@ impl Validation {
 }
 
 impl Validator {
-    pub(crate) const NAMES: [&'static str; 4] =
-        ["github-checksum", "npm-checksum", "pem-private-key", "jwt"];
+    pub(crate) const NAMES: [&'static str; 7] = [
+        "github-checksum",
+        "npm-checksum",
+        "pem-private-key",
+        "jwt",
+        "matrix-checksum",
+        "bech32",
+        "base58check",
+    ];
 
     pub(crate) fn parse(s: &str) -> Option<Validator> {
         Some(match s {
@@ -51,6 +66,9 @@ impl Validator {
             "npm-checksum" => Validator::NpmChecksum,
             "pem-private-key" => Validator::PemPrivateKey,
             "jwt" => Validator::Jwt,
+            "matrix-checksum" => Validator::MatrixChecksum,
+            "bech32" => Validator::Bech32,
+            "base58check" => Validator::Base58Check,
             _ => return None,
         })
     }
@@ -61,6 +79,9 @@ impl Validator {
             Validator::NpmChecksum => "npm-checksum",
             Validator::PemPrivateKey => "pem-private-key",
             Validator::Jwt => "jwt",
+            Validator::MatrixChecksum => "matrix-checksum",
+            Validator::Bech32 => "bech32",
+            Validator::Base58Check => "base58check",
         }
     }
 
@@ -71,6 +92,11 @@ impl Validator {
             }
             Validator::PemPrivateKey => (pem_private_key_ok(secret), "pem-ok", "pem-bad"),
             Validator::Jwt => (jwt_ok(secret), "jwt-ok", "jwt-bad"),
+            Validator::MatrixChecksum => {
+                (matrix_checksum_ok(secret), "checksum-ok", "checksum-bad")
+            }
+            Validator::Bech32 => (bech32_ok(secret), "checksum-ok", "checksum-bad"),
+            Validator::Base58Check => (base58check_ok(secret), "checksum-ok", "checksum-bad"),
         };
         if ok {
             Validation::Passed(pass)
@@ -108,6 +134,116 @@ fn checksum_token_ok(secret: &[u8]) -> bool {
         return false;
     }
     token_checksum(&body[..30]).as_bytes() == &body[30..]
+}
+
+/// `syt_<base64 user>_<random>_<checksum>` (Synapse's `generate_access_token`): the last part is
+/// the 6-character base62 CRC32 of everything before the `_` that precedes it.
+fn matrix_checksum_ok(secret: &[u8]) -> bool {
+    let Some(us) = memchr::memrchr(b'_', secret) else {
+        return false;
+    };
+    let (base, sum) = (&secret[..us], &secret[us + 1..]);
+    sum.len() == 6 && token_checksum(base).as_bytes() == sum
+}
+
+/// The bech32 data alphabet, in value order.
+const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+/// BIP 173 polymod over 5-bit values.
+fn bech32_polymod(values: impl Iterator<Item = u8>) -> u32 {
+    const GEN: [u32; 5] = [
+        0x3b6a_57b2,
+        0x2650_8e6d,
+        0x1ea1_19fa,
+        0x3d42_33dd,
+        0x2a14_62b3,
+    ];
+    let mut chk: u32 = 1;
+    for v in values {
+        let top = chk >> 25;
+        chk = ((chk & 0x01ff_ffff) << 5) ^ u32::from(v);
+        for (i, g) in GEN.iter().enumerate() {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    chk
+}
+
+/// `<hrp>1<data><6 checksum>`, one case throughout: the checksum is a valid Bech32 (BIP 173) or
+/// Bech32m (BIP 350) checksum. The 90-character limit of BIP 173 is not enforced: age keys with
+/// long plugin names exceed it.
+fn bech32_ok(secret: &[u8]) -> bool {
+    if secret.iter().any(u8::is_ascii_lowercase) && secret.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    let lower = secret.to_ascii_lowercase();
+    let Some(sep) = memchr::memrchr(b'1', &lower) else {
+        return false;
+    };
+    let (hrp, data) = (&lower[..sep], &lower[sep + 1..]);
+    if hrp.is_empty() || data.len() < 6 || !hrp.iter().all(|b| (33..=126).contains(b)) {
+        return false;
+    }
+    let Some(values) = data
+        .iter()
+        .map(|c| {
+            BECH32_CHARSET
+                .iter()
+                .position(|x| x == c)
+                .and_then(|p| u8::try_from(p).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let expanded = hrp
+        .iter()
+        .map(|c| c >> 5)
+        .chain(std::iter::once(0))
+        .chain(hrp.iter().map(|c| c & 31))
+        .chain(values);
+    matches!(bech32_polymod(expanded), 1 | 0x2bc8_30a3)
+}
+
+/// The Bitcoin base58 alphabet, in value order.
+const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// Decodes base58 (leading `1`s are leading zero bytes); `None` on a byte outside the alphabet.
+fn decode_base58(text: &[u8]) -> Option<Vec<u8>> {
+    // Big-endian base-256 digits of the number read so far; text is short (BIP32 keys are 111
+    // characters), so the quadratic loop is fine.
+    let mut num: Vec<u8> = Vec::with_capacity(text.len());
+    for &c in text {
+        let mut carry = u32::try_from(BASE58.iter().position(|&x| x == c)?).ok()?;
+        for d in num.iter_mut().rev() {
+            carry += u32::from(*d) * 58;
+            *d = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        while carry > 0 {
+            num.insert(0, (carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    let zeros = text.iter().take_while(|&&c| c == b'1').count();
+    let mut out = vec![0u8; zeros];
+    out.extend(num);
+    Some(out)
+}
+
+/// Base58Check: a payload followed by the first 4 bytes of its double SHA-256.
+fn base58check_ok(secret: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let Some(bytes) = decode_base58(secret) else {
+        return false;
+    };
+    if bytes.len() < 5 {
+        return false;
+    }
+    let (payload, sum) = bytes.split_at(bytes.len() - 4);
+    Sha256::digest(Sha256::digest(payload))[..4] == *sum
 }
 
 /// Decodes standard base64, ignoring whitespace.
@@ -243,6 +379,83 @@ mod tests {
             Validator::Jwt.check(b"eyJ.not.json"),
             Validation::Failed("jwt-bad")
         );
+    }
+
+    #[test]
+    fn matrix_checksum() {
+        let base = "syt_YWxpY2U_HqLcKoNvRzTbWmXsPeAd";
+        let good = format!("{base}_{}", token_checksum(base.as_bytes()));
+        assert_eq!(
+            Validator::MatrixChecksum.check(good.as_bytes()),
+            Validation::Passed("checksum-ok")
+        );
+        let bad = good.replace("HqLc", "HqLd");
+        assert_eq!(
+            Validator::MatrixChecksum.check(bad.as_bytes()),
+            Validation::Failed("checksum-bad")
+        );
+        assert!(!matrix_checksum_ok(b"syt_nochecksum"));
+    }
+
+    #[test]
+    fn bech32() {
+        // BIP 173 and BIP 350 test vectors.
+        for ok in [
+            "A12UEL5L",
+            "a12uel5l",
+            "abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw",
+            "split1checkupstagehandshakeupstreamerranterredcaperred2y9e3w",
+            "A1LQFN3A",
+            "abcdef1l7aum6echk45nj3s0wdvt2fg8x9yrzpqzd3ryx",
+        ] {
+            assert_eq!(
+                Validator::Bech32.check(ok.as_bytes()),
+                Validation::Passed("checksum-ok"),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "split1checkupstagehandshakeupstreamerranterredcaperred2y9e2w",
+            "A12uEL5L",
+            "a1b2c3",
+            "1qzzfhee",
+            "abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxb",
+        ] {
+            assert_eq!(
+                Validator::Bech32.check(bad.as_bytes()),
+                Validation::Failed("checksum-bad"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn base58check() {
+        // The genesis block's address and BIP 32 test vector 1's master key.
+        for ok in [
+            "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+            "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi",
+        ] {
+            assert_eq!(
+                Validator::Base58Check.check(ok.as_bytes()),
+                Validation::Passed("checksum-ok"),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNb",
+            "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHj",
+            "0OIl",
+            "1111",
+        ] {
+            assert_eq!(
+                Validator::Base58Check.check(bad.as_bytes()),
+                Validation::Failed("checksum-bad"),
+                "{bad}"
+            );
+        }
+        assert_eq!(decode_base58(b"11").unwrap(), vec![0, 0]);
+        assert_eq!(decode_base58(b"5R").unwrap(), vec![1, 0]);
     }
 
     #[test]

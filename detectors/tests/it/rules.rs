@@ -57,7 +57,7 @@ fn every_rule_has_two_examples_and_a_negative() {
 #[test]
 fn builtin_pack_covers_required_providers() {
     let rules = RuleSet::builtin().unwrap();
-    assert!(rules.len() >= 120, "only {} built-in rules", rules.len());
+    assert!(rules.len() >= 300, "only {} built-in rules", rules.len());
     // Id prefixes, one per provider or family.
     let required = "aws- gcp- azure- github- gitlab- bitbucket- npm- npmrc- pypi- pypirc- rubygems- \
         nuget- docker- netrc- slack- discord- telegram- microsoft-teams- stripe- square- braintree- \
@@ -65,7 +65,21 @@ fn builtin_pack_covers_required_providers() {
         cohere- datadog- newrelic- sentry- grafana- pagerduty- vault- terraform- digitalocean- \
         heroku- cloudflare- fastly- linode- okta- atlassian- twitter- facebook- firebase- postman- \
         databricks- doppler- 1password- private-key- jwt connection-string- url-credentials- \
-        kubernetes- kubeconfig- htpasswd- generic-";
+        kubernetes- kubeconfig- htpasswd- generic- \
+        alibaba- tencent- ibm- scaleway- hetzner- vultr- yandex- tailscale- ngrok- k3s- rancher- \
+        openshift- hcp- consul- nomad- circleci- buildkite- travis- drone- jenkins- teamcity- \
+        harness- octopus- codecov- sonarqube- snyk- jfrog- gitea- sourcegraph- jetbrains- pulumi- \
+        infracost- prefect- vercel- netlify- render- railway- fly- deno- supabase- neon- \
+        planetscale- aiven- clickhouse- dynatrace- honeycomb- splunk- sumologic- logzio- loggly- \
+        rollbar- bugsnag- opsgenie- axiom- launchdarkly- posthog- mattermost- zulip- webex- \
+        google-chat- vonage- plivo- messagebird- brevo- postmark- sparkpost- resend- mandrill- \
+        notion- linear- figma- airtable- asana- contentful- trello- clickup- typeform- dropbox- \
+        mapbox- algolia- auth0- stytch- bitwarden- salesforce- zoom- intercom- zendesk- hubspot- \
+        twitch- zapier- ifttt- adobe- frameio- duffel- maxmind- cloudinary- razorpay- plaid- \
+        flutterwave- paddle- mollie- gocardless- shippo- easypost- openrouter- nvidia- langsmith- \
+        langfuse- pinecone- mistral- deepseek- together- elevenlabs- deepgram- assemblyai- \
+        cerebras- wandb- stability- cratesio- clojars- cloudsmith- gemfury- gradle- yarnrc- \
+        composer- maven- age- nostr- bip32- wireguard- minisign- signify- jwk- matrix-";
     let missing: Vec<_> = required
         .split_whitespace()
         .filter(|p| !rules.rules().iter().any(|r| r.id().as_str().starts_with(p)))
@@ -93,6 +107,20 @@ fn builtin_pack_covers_required_providers() {
         "connection-string-postgres",
         "connection-string-mongodb",
         "generic-password",
+        "azure-storage-account-key-identifiable",
+        "aws-bedrock-api-key",
+        "cloudflare-user-api-token",
+        "docker-swarm-join-token",
+        "kubernetes-bootstrap-token",
+        "vault-unseal-key",
+        "circleci-personal-token",
+        "sonarqube-user-token",
+        "jfrog-api-key",
+        "supabase-secret-key",
+        "dynatrace-api-token",
+        "hubspot-private-app-token",
+        "age-secret-key",
+        "wireguard-private-key",
     ] {
         assert!(rules.get(id).is_some(), "missing rule {id}");
     }
@@ -114,10 +142,18 @@ fn builtin_pack_covers_required_providers() {
             .and_then(keyward_detectors::Rule::validator),
         Some("npm-checksum")
     );
-    assert_eq!(
-        rules
-            .get("jwt")
-            .and_then(keyward_detectors::Rule::validator),
-        Some("jwt")
-    );
+    for (id, validator) in [
+        ("jwt", "jwt"),
+        ("matrix-access-token", "matrix-checksum"),
+        ("matrix-refresh-token", "matrix-checksum"),
+        ("age-secret-key", "bech32"),
+        ("nostr-private-key", "bech32"),
+        ("bip32-extended-private-key", "base58check"),
+    ] {
+        assert_eq!(
+            rules.get(id).and_then(keyward_detectors::Rule::validator),
+            Some(validator),
+            "{id}"
+        );
+    }
 }
