@@ -566,7 +566,7 @@ mod tests {
         );
         assert_eq!(c.store.as_str(), "/var/lib/keyward/findings.sqlite");
         let pg =
-            ServeConfig::parse(Path::new("k.toml"), "store = \"postgres://u:pw@db/k\"\n").unwrap();
+            ServeConfig::parse(Path::new("k.toml"), "store = \"postgres://u:pw@db/k\"\n").unwrap(); // keyward:allow test fixture, not a credential
         assert_eq!(format!("{:?}", pg.store), "postgres://u:***@db/k");
         assert!(c.sources.iter().any(|s| s.job_kind() == "git"));
     }

@@ -547,7 +547,7 @@ fn is_postgres(spec: &str) -> bool {
 ///
 /// ```
 /// assert_eq!(
-///     keyward::store::redact_spec("postgres://app:s3cret@db:5432/keyward"),
+///     keyward::store::redact_spec("postgres://app:s3cret@db:5432/keyward"), // keyward:allow test fixture, not a credential
 ///     "postgres://app:***@db:5432/keyward"
 /// );
 /// ```
@@ -899,8 +899,8 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         for (spec, want) in [
-            ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
-            ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
+            ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"), // keyward:allow test fixture, not a credential
+            ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"), // keyward:allow test fixture, not a credential
             ("postgres://u@h/db", "postgres://u@h/db"),
             (
                 "postgres://h/db?password=x&sslmode=disable",
@@ -915,7 +915,7 @@ mod tests {
     #[test]
     fn passwords_are_found_raw_and_decoded() {
         assert_eq!(
-            spec_passwords("postgres://u:a%40b@h/db?password=c"),
+            spec_passwords("postgres://u:a%40b@h/db?password=c"), // keyward:allow test fixture, not a credential
             vec!["a%40b", "a@b", "c"]
         );
     }

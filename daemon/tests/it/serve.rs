@@ -340,7 +340,7 @@ fn serve_remote_listener_needs_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let local = keyward_tests::free_port();
     let remote = keyward_tests::free_port();
-    let token = "s3cr3t-api-token-0123456789";
+    let token = "s3cr3t-api-token-0123456789"; // keyward:allow test fixture, not a credential
     std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
     let api = format!(
         "[api]\nlisten = [\"127.0.0.1:{local}\", \"0.0.0.0:{remote}\"]\ntoken-file = \"token\"\n"
@@ -532,7 +532,7 @@ fn serve_remote_listener_speaks_tls_when_configured() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let token = "tls-api-token-0123456789abcdef";
+    let token = "tls-api-token-0123456789abcdef"; // keyward:allow test fixture, not a credential
     std::fs::write(dir.path().join("token"), token).unwrap();
     let (local, remote) = (keyward_tests::free_port(), keyward_tests::free_port());
     let api = format!(

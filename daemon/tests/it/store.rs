@@ -1205,7 +1205,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn sqlite_files_never_hold_a_secret_value() {
     let fx = Fx::new(Backend::Sqlite);
     // A planted token: the store only ever gets its redacted form and fingerprint.
-    let secret = "ghp_R7x9Kq2LmZ4vTn8WcY3bHs6JdF1pQe5uAgmv";
+    let secret = "ghp_R7x9Kq2LmZ4vTn8WcY3bHs6JdF1pQe5uAgmv"; // keyward:allow test fixture, not a credential
     let middle = &secret[6..secret.len() - 2];
     let f = StoredFinding {
         fingerprint: "7d1e0c4b9a8f2e6d".into(),
