@@ -135,21 +135,46 @@ impl Client {
         Ok(bytes)
     }
 
-    /// A GET that authenticates on a 401 challenge and retries once.
+    /// A GET that authenticates on a 401 challenge and retries once; any status but 2xx is an
+    /// error.
     fn get(&self, path: &str, accept: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
         let url = format!("{}{path}", self.base);
-        for attempt in 0..2 {
-            let mut req = self.agent.get(&url);
-            if let Some(a) = accept {
-                req = req.header("Accept", a);
+        let resp = self.authorized("GET", &url, || {
+            let req = self.agent.get(&url);
+            match accept {
+                Some(a) => req.header("Accept", a),
+                None => req,
             }
+        })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let mut body = resp.into_body();
+            let text = body
+                .with_config()
+                .limit(64 << 10)
+                .read_to_string()
+                .unwrap_or_default();
+            bail!("GET {url}: HTTP {status}: {}", text.trim());
+        }
+        Ok(resp)
+    }
+
+    /// Sends the request `make` builds, with the token we hold; on a 401 challenge,
+    /// authenticates and sends it once more. Any other status is the caller's to judge.
+    fn authorized(
+        &self,
+        verb: &str,
+        url: &str,
+        make: impl Fn() -> ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        for attempt in 0..2 {
+            let mut req = make();
             let auth = self.lock_auth().clone();
             if let Some(a) = &auth {
                 req = req.header("Authorization", a.expose());
             }
-            let resp = req.call().map_err(|e| anyhow!("GET {url}: {e}"))?;
-            let status = resp.status().as_u16();
-            if status == 401 && attempt == 0 {
+            let resp = req.call().map_err(|e| anyhow!("{verb} {url}: {e}"))?;
+            if resp.status().as_u16() == 401 && attempt == 0 {
                 let challenge = resp
                     .headers()
                     .get("www-authenticate")
@@ -160,18 +185,9 @@ impl Client {
                     .with_context(|| format!("authenticating to {}", self.base))?;
                 continue;
             }
-            if !(200..300).contains(&status) {
-                let mut body = resp.into_body();
-                let text = body
-                    .with_config()
-                    .limit(64 << 10)
-                    .read_to_string()
-                    .unwrap_or_default();
-                bail!("GET {url}: HTTP {status}: {}", text.trim());
-            }
             return Ok(resp);
         }
-        bail!("GET {url}: still unauthorized after authenticating")
+        bail!("{verb} {url}: still unauthorized after authenticating")
     }
 
     fn lock_auth(&self) -> std::sync::MutexGuard<'_, Option<Secret<String>>> {
@@ -373,27 +389,9 @@ impl Client {
     /// any other status is returned for the caller to judge (a 404 is an answer here).
     fn head(&self, path: &str, accept: &str) -> Result<ureq::http::Response<ureq::Body>> {
         let url = format!("{}{path}", self.base);
-        for attempt in 0..2 {
-            let mut req = self.agent.head(&url).header("Accept", accept);
-            let auth = self.lock_auth().clone();
-            if let Some(a) = &auth {
-                req = req.header("Authorization", a.expose());
-            }
-            let resp = req.call().map_err(|e| anyhow!("HEAD {url}: {e}"))?;
-            if resp.status().as_u16() == 401 && attempt == 0 {
-                let challenge = resp
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                self.authenticate(&challenge)
-                    .with_context(|| format!("authenticating to {}", self.base))?;
-                continue;
-            }
-            return Ok(resp);
-        }
-        bail!("HEAD {url}: still unauthorized after authenticating")
+        self.authorized("HEAD", &url, || {
+            self.agent.head(&url).header("Accept", accept)
+        })
     }
 }
 
