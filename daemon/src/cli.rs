@@ -287,6 +287,27 @@ pub enum ScanCommand {
     Image(Box<ImageArgs>),
 }
 
+/// `--confidence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfidenceArg {
+    /// Show everything.
+    Low,
+    /// Show medium and high.
+    Medium,
+    /// Show only high.
+    High,
+}
+
+impl From<ConfidenceArg> for keyward_detectors::Confidence {
+    fn from(c: ConfidenceArg) -> Self {
+        match c {
+            ConfidenceArg::Low => keyward_detectors::Confidence::Low,
+            ConfidenceArg::Medium => keyward_detectors::Confidence::Medium,
+            ConfidenceArg::High => keyward_detectors::Confidence::High,
+        }
+    }
+}
+
 /// Options shared by every scan.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -302,10 +323,19 @@ pub struct ScanArgs {
     /// Config file (keyward.toml). A `.keyward.toml` in a scanned root is read too.
     #[arg(long, short = 'c', env = "KEYWARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// An earlier json/jsonl report: findings already in it (same fingerprint and path) are not
-    /// reported again.
+    /// An earlier json/jsonl report: secrets already in it (same fingerprint, wherever they now
+    /// are) are not reported again.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// Lowest confidence shown: `high` (structure-checked credentials), `medium` (the default:
+    /// plausible credentials) or `low` (everything, test fixtures and examples too). Hidden
+    /// findings are counted in the summary and do not set the exit status.
+    #[arg(long, value_enum, default_value_t = ConfidenceArg::Medium, value_name = "LEVEL")]
+    pub confidence: ConfidenceArg,
+    /// One record per place instead of one per secret (json, jsonl and sarif; text groups
+    /// always).
+    #[arg(long)]
+    pub per_location: bool,
     /// Extra rule file(s), in the built-in pack's format.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
@@ -353,9 +383,13 @@ pub struct DirArgs {
     #[arg(long, value_parser = parse_size)]
     pub max_file_size: Option<u64>,
     /// Open archives (zip, jar, war, whl, tar, tar.gz, npm .tgz) this many levels deep and scan
-    /// their members (`app.jar!config/app.properties`); 0, the default, opens none.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// their members (`app.jar!config/app.properties`); 0 opens none. Members and archives are
+    /// bounded by size (`--max-archive-size`), total expansion (1 GiB) and compression ratio.
+    #[arg(long, default_value_t = 3, value_name = "N")]
     pub archive_depth: u32,
+    /// Largest archive or archive member read into memory (default 64M).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub max_archive_size: Option<u64>,
     #[command(flatten)]
     pub scan: ScanArgs,
 }

@@ -1,8 +1,9 @@
 //! [`Finding`]: one secret at one place, with where it was found. The unit every source
 //! produces and every report writes.
 
-use keyward_detectors::{Fingerprint, Match, Secret, Severity};
+use keyward_detectors::{Assessment, Confidence, Fingerprint, Match, Secret, Severity};
 use serde::Serialize;
+use std::time::{Duration, SystemTime};
 
 /// What kind of input a finding was found in. A closed set: metrics label by it.
 #[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq, Hash)]
@@ -79,6 +80,44 @@ pub struct Location {
     pub deleted: bool,
 }
 
+impl Location {
+    /// `date` as unix seconds, if it parses.
+    pub fn time(&self) -> Option<i64> {
+        self.date.as_deref().and_then(parse_time)
+    }
+}
+
+/// An RFC 3339 time (git dates, image `created`) as unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(s).ok().or_else(|| {
+        // Offsets other than Z: humantime takes only UTC; shift by hand.
+        let (base, sign, off) = split_offset(s)?;
+        let t = humantime::parse_rfc3339_weak(base).ok()?;
+        let d = Duration::from_secs(off);
+        if sign > 0 {
+            t.checked_sub(d)
+        } else {
+            t.checked_add(d)
+        }
+    })?;
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64)
+}
+
+fn split_offset(s: &str) -> Option<(&str, i32, u64)> {
+    let i = s.len().checked_sub(6)?;
+    let (base, off) = s.split_at(i);
+    let sign = match off.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let h: u64 = off.get(1..3)?.parse().ok()?;
+    let m: u64 = off.get(4..6)?.parse().ok()?;
+    Some((base, sign, h * 3600 + m * 60))
+}
+
 /// One secret found at one place.
 ///
 /// `Debug` never shows the secret.
@@ -102,6 +141,8 @@ pub struct Finding {
     pub decoded: Option<&'static str>,
     /// The secret; written only with `--show-secrets`.
     pub secret: Secret<Vec<u8>>,
+    /// Confidence at this place: the engine's (rule, value, code around it) and the path's.
+    pub assessment: Assessment,
     /// Where.
     pub location: Location,
 }
@@ -112,7 +153,12 @@ impl Finding {
     pub fn from_match(m: Match, rule_name: &str, mut location: Location) -> Finding {
         location.line = m.line;
         location.column = m.column;
+        let path = location.path.as_deref().map_or(
+            keyward_detectors::Reasons::NONE,
+            keyward_detectors::path_reasons,
+        );
         Finding {
+            assessment: m.assessment.with(path),
             redacted: m.redacted(),
             rule: m.rule.as_str().to_owned(),
             rule_name: rule_name.to_owned(),
@@ -124,6 +170,11 @@ impl Finding {
             secret: m.secret,
             location,
         }
+    }
+
+    /// The confidence level at this place.
+    pub fn confidence(&self) -> Confidence {
+        self.assessment.level()
     }
 
     /// Sort key: path, line, column, rule.
@@ -138,36 +189,19 @@ impl Finding {
     }
 }
 
-/// The JSON shape of a finding (see DESIGN.md). `secret` is present only when asked for.
-#[derive(Serialize)]
-pub struct FindingRecord<'a> {
-    rule: &'a str,
-    rule_name: &'a str,
-    severity: &'static str,
-    fingerprint: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
-    redacted: &'a str,
-    validation: &'static str,
-    entropy: f32,
-    decoded: Option<&'static str>,
-    location: &'a Location,
-}
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
 
-impl<'a> FindingRecord<'a> {
-    /// The record of `f`; with `show_secret`, the secret too (lossy UTF-8).
-    pub fn new(f: &'a Finding, show_secret: bool) -> FindingRecord<'a> {
-        FindingRecord {
-            rule: &f.rule,
-            rule_name: &f.rule_name,
-            severity: f.severity.as_str(),
-            fingerprint: f.fingerprint.as_str(),
-            secret: show_secret.then(|| String::from_utf8_lossy(f.secret.expose()).into_owned()),
-            redacted: &f.redacted,
-            validation: f.validation,
-            entropy: f.entropy,
-            decoded: f.decoded,
-            location: &f.location,
-        }
+    #[test]
+    fn times_parse_with_offsets() {
+        assert_eq!(parse_time("2024-01-02T03:04:05Z"), Some(1_704_164_645));
+        assert_eq!(parse_time("2024-01-02T05:04:05+02:00"), Some(1_704_164_645));
+        assert_eq!(parse_time("2024-01-02T01:04:05-02:00"), Some(1_704_164_645));
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05.123456789Z"),
+            Some(1_704_164_645)
+        );
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

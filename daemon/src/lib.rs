@@ -2,8 +2,9 @@
 //!
 //! [`sources`] (directories, stdin, git history, container images, archives inside them) feed
 //! bytes to one [`scan::Scan`], which runs the `keyward-detectors` engine, applies
-//! [`suppress`]ion and collects [`finding::Finding`]s; [`report`] writes them as text, JSON,
-//! JSONL or SARIF. [`hooks`] are the git hooks (pre-commit, pre-push, pre-receive). [`cli`]
+//! [`suppress`]ion and collects [`finding::Finding`]s (one per place); [`group`] folds them into
+//! one [`group::SecretFinding`] per secret, with a confidence level; [`report`] writes them as
+//! text, JSON, JSONL or SARIF. [`hooks`] are the git hooks (pre-commit, pre-push, pre-receive). [`cli`]
 //! declares the command line and [`cmd`] runs each command; `main.rs` only maps results to exit
 //! codes.
 //! [`store`] keeps the daemon's findings, job queue and scan state in SQLite or PostgreSQL.
@@ -14,6 +15,7 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod finding;
+pub mod group;
 pub mod hooks;
 pub mod prepare;
 pub mod progress;

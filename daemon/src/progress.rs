@@ -1,6 +1,6 @@
 //! The progress line on a terminal, and the closing summary.
 
-use crate::finding::Finding;
+use crate::group::SecretFinding;
 use crate::scan::Stats;
 use keyward_detectors::Severity;
 use std::io::Write;
@@ -76,8 +76,17 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The closing summary: counts, throughput, findings by severity.
-pub fn summary(stats: &Stats, elapsed: Duration, findings: &[Finding]) -> String {
+/// What a report shows: the secrets at or above the confidence asked for, and how many were
+/// hidden as less confident.
+pub struct Shown<'a> {
+    /// The secrets shown.
+    pub secrets: &'a [SecretFinding],
+    /// Secrets below the confidence asked for.
+    pub hidden: usize,
+}
+
+/// The closing summary: counts, throughput, secrets by severity.
+pub fn summary(stats: &Stats, elapsed: Duration, shown: &Shown<'_>) -> String {
     let bytes = stats.bytes.load(Relaxed);
     let secs = elapsed.as_secs_f64().max(1e-6);
     let mut by_sev = String::new();
@@ -88,19 +97,34 @@ pub fn summary(stats: &Stats, elapsed: Duration, findings: &[Finding]) -> String
         Severity::Low,
         Severity::Info,
     ] {
-        let n = findings.iter().filter(|f| f.severity == sev).count();
+        let n = shown
+            .secrets
+            .iter()
+            .filter(|s| s.first.severity == sev)
+            .count();
         if n > 0 {
             by_sev.push_str(&format!(", {n} {sev}"));
         }
     }
+    let n = shown.secrets.len();
     let mut s = format!(
-        "Scanned {} files, {} in {:.2}s ({:.1} MB/s): {} findings{by_sev}",
+        "Scanned {} files, {} in {:.2}s ({:.1} MB/s): {n} finding{}{by_sev}",
         stats.files.load(Relaxed),
         human_bytes(bytes),
         secs,
         bytes as f64 / 1e6 / secs,
-        findings.len(),
+        if n == 1 { "" } else { "s" },
     );
+    let at: usize = shown.secrets.iter().map(|s| s.locations.len()).sum();
+    if at > n {
+        s.push_str(&format!(" at {at} places"));
+    }
+    if shown.hidden > 0 {
+        s.push_str(&format!(
+            "; {} less confident hidden (--confidence low shows them)",
+            shown.hidden
+        ));
+    }
     let (sup, skip, err) = (
         stats.suppressed.load(Relaxed),
         stats.skipped.load(Relaxed),

@@ -3,8 +3,9 @@
 //! - `keyward:allow` on the line of a finding (optionally with a reason after it);
 //! - `.keywardignore`: one fingerprint per line, `#` comments;
 //! - `[allowlist]` path and secret regexes in `keyward.toml`;
-//! - `--baseline FILE`: an earlier JSON or JSONL report; findings whose fingerprint and path are
-//!   in it are not reported again (lines shift; fingerprints and paths do not).
+//! - `--baseline FILE`: an earlier JSON or JSONL report; secrets whose fingerprint is in it are
+//!   not reported again, wherever they are now (lines shift, files move and are copied; the
+//!   fingerprint names the secret).
 
 use crate::config::Config;
 use crate::finding::Finding;
@@ -46,7 +47,7 @@ pub fn allowed_inline(input: &[u8], offset: usize) -> bool {
 #[derive(Debug, Default)]
 pub struct Suppressor {
     ignored: HashSet<Fingerprint>,
-    baseline: HashSet<(String, Option<String>)>,
+    baseline: HashSet<Fingerprint>,
     allow_paths: Vec<regex::Regex>,
     allow_secrets: Vec<regex::Regex>,
 }
@@ -120,8 +121,13 @@ impl Suppressor {
             let fp = r["fingerprint"]
                 .as_str()
                 .with_context(|| format!("{}: a finding has no \"fingerprint\"", path.display()))?;
-            let p = r["location"]["path"].as_str().map(str::to_owned);
-            self.baseline.insert((fp.to_owned(), p));
+            let fp = Fingerprint::parse(fp).with_context(|| {
+                format!(
+                    "{}: {fp:?} is not a fingerprint (32 hex digits)",
+                    path.display()
+                )
+            })?;
+            self.baseline.insert(fp);
         }
         Ok(())
     }
@@ -143,11 +149,7 @@ impl Suppressor {
                 return Some(Reason::Allowlist);
             }
         }
-        if !self.baseline.is_empty()
-            && self
-                .baseline
-                .contains(&(f.fingerprint.as_str().to_owned(), f.location.path.clone()))
-        {
+        if self.baseline.contains(&f.fingerprint) {
             return Some(Reason::Baseline);
         }
         None

@@ -8,7 +8,10 @@
 use crate::canary::{CANARY_RULE_ID, Canaries};
 use crate::encoded;
 use crate::placeholder::is_placeholder;
-use crate::{Encoding, Fingerprint, Match, RuleId, RuleSet, Secret, Severity, Validation};
+use crate::{
+    Assessment, Confidence, Encoding, Fingerprint, Match, Reasons, RuleId, RuleSet, Secret,
+    Severity, Validation,
+};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -174,6 +177,10 @@ impl Scanner {
                     validation: Validation::Canary,
                     fingerprint: fp.clone(),
                     encoding: None,
+                    assessment: Assessment {
+                        base: Confidence::High,
+                        reasons: Reasons::NONE,
+                    },
                     label: Some(label.clone()),
                     secret: Secret::new(value.to_vec()),
                 });
@@ -206,10 +213,12 @@ impl Scanner {
             if matches!(validation, Validation::Failed(_)) && !self.keep_failed_validation {
                 continue;
             }
+            let span = window.start + s.start()..window.start + s.end();
             out.push(Match {
+                assessment: assess(rule.start, input, &span, validation),
                 rule: rule.id.clone(),
                 severity: rule.severity,
-                span: window.start + s.start()..window.start + s.end(),
+                span,
                 line: 0,
                 column: 0,
                 entropy: entropy as f32,
@@ -221,6 +230,20 @@ impl Scanner {
             });
         }
     }
+}
+
+/// The rule's starting confidence with what the value and the code around it add.
+fn assess(start: Assessment, input: &[u8], span: &Range<usize>, v: Validation) -> Assessment {
+    let line_start = memchr::memrchr(b'\n', &input[..span.start]).map_or(0, |i| i + 1);
+    let before = &input[line_start.max(span.start.saturating_sub(256))..span.start];
+    let mut reasons = crate::value_reasons(&input[span.clone()], before);
+    if matches!(v, Validation::Failed(_)) {
+        reasons |= Reasons::VALIDATION_FAILED;
+    }
+    if crate::in_test_code(input, span.start) {
+        reasons |= Reasons::TEST_CODE;
+    }
+    start.with(reasons)
 }
 
 /// Moves window edges outward (at most [`EDGE_EXTEND`] bytes) until they no longer sit inside a

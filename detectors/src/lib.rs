@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod canary;
+mod confidence;
 mod encoded;
 mod engine;
 mod entropy;
@@ -53,6 +54,7 @@ mod stream;
 mod validate;
 
 pub use canary::{CANARY_RULE_ID, Canaries, MIN_CANARY_LEN, Snapshot};
+pub use confidence::{Assessment, Confidence, Reasons, in_test_code, path_reasons, value_reasons};
 pub use engine::{Scanner, ScannerBuilder};
 pub use entropy::shannon_entropy;
 pub use error::{Error, ErrorKind};

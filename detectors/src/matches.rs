@@ -1,6 +1,6 @@
 //! [`Match`]: what the engine reports for one secret at one place.
 
-use crate::{Fingerprint, RuleId, Secret, Severity, Validation};
+use crate::{Assessment, Fingerprint, RuleId, Secret, Severity, Validation};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -44,6 +44,9 @@ pub struct Match {
     pub fingerprint: Fingerprint,
     /// Set when the secret was found by decoding the input.
     pub encoding: Option<Encoding>,
+    /// How sure the engine is that this is a credential, from the rule, the value and the
+    /// code around it (the path is the caller's to add: [`crate::path_reasons`]).
+    pub assessment: Assessment,
     /// The label given to a canary when it was added (e.g. a lease id); `None` for rules.
     pub label: Option<Arc<str>>,
     /// The secret itself.

@@ -1,5 +1,6 @@
 //! One rule: its TOML form ([`RawRule`]) and its compiled form ([`Rule`]).
 
+use crate::confidence::{Assessment, Confidence, Reasons};
 use crate::validate::Validator;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
@@ -130,6 +131,9 @@ pub(crate) struct RawRule {
     /// Skip the shared placeholder filter (for rules whose secrets are structured, e.g. PEM).
     #[serde(default)]
     pub(crate) skip_placeholder_filter: bool,
+    /// `low`, `medium` or `high`: the confidence a match starts at. Default: `high` when the
+    /// rule has a validator or its secret starts with a fixed prefix, else `medium`.
+    pub(crate) confidence: Option<toml::Spanned<String>>,
     /// Inputs that must match, each yielding at least one finding of this rule.
     #[serde(default)]
     pub(crate) examples: Vec<String>,
@@ -152,6 +156,7 @@ pub struct Rule {
     pub(crate) window: usize,
     pub(crate) allow: Vec<Regex>,
     pub(crate) skip_placeholder_filter: bool,
+    pub(crate) start: Assessment,
     pub(crate) examples: Vec<String>,
     pub(crate) negatives: Vec<String>,
     pub(crate) source: String,
@@ -194,6 +199,10 @@ impl Rule {
     /// The validator's name, if any.
     pub fn validator(&self) -> Option<&'static str> {
         self.validator.map(Validator::name)
+    }
+    /// The confidence a match of this rule starts at, and why.
+    pub fn confidence(&self) -> Assessment {
+        self.start
     }
     /// Inputs that must produce a finding of this rule.
     pub fn examples(&self) -> &[String] {
@@ -387,6 +396,21 @@ pub(crate) fn compile(
             }
         }
     }
+    let derived = regex.as_ref().map_or(Reasons::KEYWORD_AND_VALUE, |re| {
+        starting_reasons(re.as_str(), validator.is_some())
+    });
+    let base = match &raw.confidence {
+        None if derived == Reasons::KEYWORD_AND_VALUE => Confidence::Medium,
+        None => Confidence::High,
+        Some(c) => Confidence::parse(c.get_ref()).unwrap_or_else(|| {
+            fail(
+                "confidence",
+                Some(c.span().start),
+                format!("`{}` is not one of low, medium, high", c.get_ref()),
+            );
+            Confidence::Medium
+        }),
+    };
     if errors.len() > before {
         return None;
     }
@@ -403,8 +427,76 @@ pub(crate) fn compile(
         window,
         allow,
         skip_placeholder_filter: raw.skip_placeholder_filter,
+        start: Assessment {
+            base,
+            reasons: derived,
+        },
         examples: raw.examples,
         negatives: raw.negatives,
         source: file.to_owned(),
     })
+}
+
+/// Why a rule starts where it does: a validator checks structure, a fixed prefix at the start
+/// of the secret group (`ghp_`, `AKIA`, `xoxb-`: at least 3 bytes on every branch) names the
+/// provider; anything else is a keyword and a value.
+fn starting_reasons(pattern: &str, validator: bool) -> Reasons {
+    if validator {
+        return Reasons::CHECKSUM_VERIFIED;
+    }
+    if secret_prefix(pattern).is_some_and(|min| min >= 3) {
+        Reasons::PROVIDER_PREFIX
+    } else {
+        Reasons::KEYWORD_AND_VALUE
+    }
+}
+
+/// The length of the shortest fixed prefix of the `secret` group, if every way into it starts
+/// with one.
+fn secret_prefix(pattern: &str) -> Option<usize> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::{Hir, HirKind};
+    fn secret(h: &Hir) -> Option<&Hir> {
+        match h.kind() {
+            HirKind::Capture(c) if c.name.as_deref() == Some("secret") => Some(&c.sub),
+            HirKind::Capture(c) => secret(&c.sub),
+            HirKind::Repetition(r) => secret(&r.sub),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().find_map(secret),
+            _ => None,
+        }
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let seq = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .extract(secret(&hir)?);
+    let lits = seq.literals()?;
+    lits.iter().map(|l| l.as_bytes().len()).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_prefix;
+
+    #[test]
+    fn secret_prefixes() {
+        assert_eq!(
+            secret_prefix(r"\b(?P<secret>ghp_[A-Za-z0-9]{36})\b"),
+            Some(4)
+        );
+        assert_eq!(
+            secret_prefix(r"(?i)token\s*=\s*(?P<secret>xox[bp]-[0-9]+)"),
+            Some(5)
+        );
+        assert_eq!(
+            secret_prefix(r"(?P<secret>(?:AKIA|ASIA)[0-9A-Z]{16})"),
+            Some(4)
+        );
+        assert_eq!(secret_prefix(r"password\s*=\s*(?P<secret>[^\s]{8,})"), None);
+        assert_eq!(secret_prefix(r"(?P<secret>sk-[a-z]+|[0-9a-f]{32})"), None);
+        assert_eq!(secret_prefix(r"no group at all"), None);
+    }
 }

@@ -96,7 +96,7 @@ fn pre_commit(args: &HookArgs) -> Result<i32> {
         };
         scan.record(kept, &loc);
     }
-    let findings = scan.take_findings();
+    let findings = hooks::blocking(scan.take_findings());
     tracing::debug!(
         elapsed_us = started.elapsed().as_micros() as u64,
         "Staged changes scanned."
@@ -180,7 +180,9 @@ fn pre_push(remote: Option<&str>, args: &HookArgs) -> Result<i32> {
     let git_dir = repo.path().to_path_buf();
     let root = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
     let config = load_config(args, &root)?;
-    let findings = scan_pushed(&git_dir, &root, &config, commits, None, None)?.unwrap_or_default();
+    let findings = hooks::blocking(
+        scan_pushed(&git_dir, &root, &config, commits, None, None)?.unwrap_or_default(),
+    );
     if findings.is_empty() {
         return Ok(EXIT_CLEAN);
     }
@@ -216,9 +218,12 @@ fn pre_receive(a: &PreReceiveArgs) -> Result<i32> {
         Some(deadline),
         quarantine,
     )? {
-        Some(findings) if findings.is_empty() => Ok(EXIT_CLEAN),
         Some(findings) => {
-            eprint!("{}", hooks::block_message(Kind::PreReceive, &findings));
+            let secrets = hooks::blocking(findings);
+            if secrets.is_empty() {
+                return Ok(EXIT_CLEAN);
+            }
+            eprint!("{}", hooks::block_message(Kind::PreReceive, &secrets));
             Ok(EXIT_BLOCK)
         }
         None => {

@@ -22,8 +22,10 @@ pub fn list(files: &[PathBuf], json: bool) -> Result<i32> {
             .map(|r| {
                 serde_json::json!({
                     "id": r.id().as_str(), "name": r.name(), "severity": r.severity().as_str(),
+                    "confidence": r.confidence().base.as_str(),
+                    "confidence_reasons": r.confidence().reasons.names().collect::<Vec<_>>(),
                     "keywords": r.keywords(), "validator": r.validator(), "source": r.source(),
-                    "description": r.description(),
+                    "description": r.description(), "examples": r.examples(),
                 })
             })
             .collect();
@@ -36,13 +38,18 @@ pub fn list(files: &[PathBuf], json: bool) -> Result<i32> {
             .map(|r| r.id().as_str().len())
             .max()
             .unwrap_or(2);
-        writeln!(out, "{:<w$}  {:<8}  NAME", "ID", "SEVERITY")?;
+        writeln!(
+            out,
+            "{:<w$}  {:<8}  {:<10}  NAME",
+            "ID", "SEVERITY", "CONFIDENCE"
+        )?;
         for r in rules.rules() {
             writeln!(
                 out,
-                "{:<w$}  {:<8}  {}",
+                "{:<w$}  {:<8}  {:<10}  {}",
                 r.id().as_str(),
                 r.severity().as_str(),
+                r.confidence().base.as_str(),
                 r.name()
             )?;
         }

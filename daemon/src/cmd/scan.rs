@@ -3,6 +3,7 @@
 use super::UsageError;
 use crate::cli::{DirArgs, ScanArgs, StdinArgs};
 use crate::config::Config;
+use crate::group;
 use crate::prepare::{self, load_rules};
 use crate::progress::{self, Progress};
 use crate::report::{self, ReportContext};
@@ -71,8 +72,16 @@ pub fn run(
         source(&scan)
     };
     let elapsed = scan.started.elapsed();
-    let findings = scan.take_findings();
-    let summary = progress::summary(&scan.stats, elapsed, &findings);
+    let (secrets, hidden) =
+        group::at_least(group::group(scan.take_findings()), args.confidence.into());
+    let summary = progress::summary(
+        &scan.stats,
+        elapsed,
+        &progress::Shown {
+            secrets: &secrets,
+            hidden,
+        },
+    );
     let errors = scan.stats.errors.load(Relaxed);
     let rules = scan.scanner().rules().clone();
     result?;
@@ -86,20 +95,21 @@ pub fn run(
         show_secrets: args.show_secrets,
         rules: &rules,
         color,
+        per_location: args.per_location,
     };
     match &args.output {
         Some(path) => {
             let mut file = std::io::BufWriter::new(
                 fs_err::File::create(path).context("creating the report file")?,
             );
-            report::write(&mut file, args.format, &findings, &ctx)?;
+            report::write(&mut file, args.format, &secrets, &ctx)?;
             file.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            report::write(&mut out, args.format, &findings, &ctx)?;
+            report::write(&mut out, args.format, &secrets, &ctx)?;
             out.flush()?;
         }
     }
@@ -112,7 +122,7 @@ pub fn run(
             "Some inputs could not be scanned; see the warnings above."
         );
     }
-    Ok(if findings.is_empty() {
+    Ok(if secrets.is_empty() {
         super::EXIT_CLEAN
     } else {
         args.exit_code
@@ -135,9 +145,13 @@ pub fn dir(args: &DirArgs, quiet: bool) -> Result<i32> {
             .or(config.max_file_size)
             .unwrap_or(DEFAULT_MAX_FILE_SIZE),
         threads: threads(&args.scan),
-        archives: sources::archive::ArchiveLimits {
-            max_depth: args.archive_depth,
-            ..sources::archive::ArchiveLimits::default()
+        archives: {
+            let defaults = sources::archive::ArchiveLimits::default();
+            sources::archive::ArchiveLimits {
+                max_depth: args.archive_depth,
+                max_member_size: args.max_archive_size.unwrap_or(defaults.max_member_size),
+                ..defaults
+            }
         },
     };
     run(&args.scan, quiet, scan, |scan| {

@@ -19,9 +19,11 @@ pub mod staged;
 use crate::config::Config;
 use crate::error::UsageError;
 use crate::finding::Finding;
+use crate::group::{self, SecretFinding};
 use crate::scan::Scan;
 use crate::suppress::Suppressor;
 use anyhow::Result;
+use keyward_detectors::Confidence;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,14 +88,27 @@ pub fn build_scan(config: &Config, root: &PathBuf, only: Option<&[String]>) -> R
     Ok(Scan::new(scanner, suppressor))
 }
 
+/// The secrets that block: one per secret, medium confidence and up (test fixtures and
+/// documentation examples do not block; they are logged at info level).
+pub fn blocking(findings: Vec<Finding>) -> Vec<SecretFinding> {
+    let (shown, hidden) = group::at_least(group::group(findings), Confidence::Medium);
+    if hidden > 0 {
+        tracing::info!(
+            secrets = hidden,
+            "Less confident findings (test data, examples) do not block."
+        );
+    }
+    shown
+}
+
 /// The message a blocking hook prints on stderr.
-pub fn block_message(kind: Kind, findings: &[Finding]) -> String {
+pub fn block_message(kind: Kind, secrets: &[SecretFinding]) -> String {
     let what = match kind {
         Kind::PreCommit => "this commit adds",
         Kind::PrePush => "the commits being pushed add",
         Kind::PreReceive => "this push adds",
     };
-    let n = findings.len();
+    let n = secrets.len();
     let plural = if n == 1 { "" } else { "s" };
     let verdict = match kind {
         Kind::PreCommit => "commit blocked",
@@ -101,7 +116,8 @@ pub fn block_message(kind: Kind, findings: &[Finding]) -> String {
         Kind::PreReceive => "push rejected",
     };
     let mut s = format!("keyward: {what} {n} secret{plural}; {verdict}.\n\n");
-    for f in findings {
+    for secret in secrets {
+        let f = &secret.first;
         let l = &f.location;
         let place = match &l.path {
             Some(p) => format!("{p}:{}", l.line),
@@ -115,6 +131,14 @@ pub fn block_message(kind: Kind, findings: &[Finding]) -> String {
             if let Some(summary) = &l.summary {
                 let _ = write!(s, " ({summary})");
             }
+        }
+        let more = secret.locations.len() - 1;
+        if more > 0 {
+            let _ = write!(
+                s,
+                "; also at {more} more place{}",
+                if more == 1 { "" } else { "s" }
+            );
         }
         s.push('\n');
     }

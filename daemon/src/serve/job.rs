@@ -13,7 +13,7 @@ use crate::sources::git::{self, GitOptions};
 use crate::sources::image::layer::LayerOptions;
 use crate::sources::image::registry::RegistryOptions;
 use crate::sources::image::{ImageOptions, ImageScan, LayerCache};
-use crate::store::{Detection, StoredFinding, StoredLocation, Unix};
+use crate::store::{Detection, StoredFinding, StoredLocation};
 use crate::suppress::Suppressor;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -174,40 +174,9 @@ pub fn detection(f: &Finding, source: &str, repository: Option<&str>) -> Detecti
             layer: l.layer.clone(),
             layer_index: l.layer_index,
             deleted: l.deleted,
-            content_created: l.date.as_deref().and_then(parse_time),
+            content_created: l.time(),
         },
     }
-}
-
-/// An RFC 3339 time (git dates, image `created`) as unix seconds.
-fn parse_time(s: &str) -> Option<Unix> {
-    let t = humantime::parse_rfc3339_weak(s).ok().or_else(|| {
-        // Offsets other than Z: humantime takes only UTC; shift by hand.
-        let (base, sign, off) = split_offset(s)?;
-        let t = humantime::parse_rfc3339_weak(base).ok()?;
-        let d = Duration::from_secs(off);
-        if sign > 0 {
-            t.checked_sub(d)
-        } else {
-            t.checked_add(d)
-        }
-    })?;
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs() as i64)
-}
-
-fn split_offset(s: &str) -> Option<(&str, i32, u64)> {
-    let i = s.len().checked_sub(6)?;
-    let (base, off) = s.split_at(i);
-    let sign = match off.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let h: u64 = off.get(1..3)?.parse().ok()?;
-    let m: u64 = off.get(4..6)?.parse().ok()?;
-    Some((base, sign, h * 3600 + m * 60))
 }
 
 fn git_job(
@@ -517,21 +486,4 @@ fn registry_job(
         bail!("{}", failures.join("\n"));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_with_offsets() {
-        assert_eq!(parse_time("2024-01-02T03:04:05Z"), Some(1_704_164_645));
-        assert_eq!(parse_time("2024-01-02T05:04:05+02:00"), Some(1_704_164_645));
-        assert_eq!(parse_time("2024-01-02T01:04:05-02:00"), Some(1_704_164_645));
-        assert_eq!(
-            parse_time("2024-01-02T03:04:05.123456789Z"),
-            Some(1_704_164_645)
-        );
-        assert_eq!(parse_time("yesterday"), None);
-    }
 }

@@ -119,6 +119,8 @@ fn suppression_inline_ignore_file_allowlist_and_baseline() {
     );
     assert_eq!(base.status.code(), Some(1));
     write(t.path(), "e.env", format!("TOKEN={}\n", gh_token(14)));
+    // The baseline names secrets, not places: d.env's secret copied elsewhere stays quiet.
+    write(t.path(), "moved/d2.env", format!("TOKEN={tok_d}\n"));
     let out = run_in(
         t.path(),
         &[
@@ -198,9 +200,14 @@ fn binary_files_skipped_unless_asked_invalid_utf8_and_nul_bytes_handled() {
         t.path(),
         &["scan", "dir", ".", "-f", "json", "--scan-binary"],
     );
-    let paths: Vec<_> = json(&with_bin)
+    // The same token in both files: one finding, found in both places.
+    let found = json(&with_bin);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let paths: Vec<_> = found[0]["locations"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
+        .map(|l| l["path"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(paths, ["blob.bin", "latin1.txt"]);
 }

@@ -112,14 +112,22 @@ impl Scanned {
     }
 }
 
-/// `keyward scan git PATH -f json --only github-pat-classic --stats-json … EXTRA…`.
+/// `keyward scan git PATH -f json --per-location --only github-pat-classic --stats-json …
+/// EXTRA…`: one record per place, as these tests check attribution place by place.
 fn scan(path: &Path, extra: &[&str]) -> Scanned {
     let stats_dir = tempfile::tempdir().unwrap();
     let stats: PathBuf = stats_dir.path().join("stats.json");
     let out = keyward()
         .args(["scan", "git"])
         .arg(path)
-        .args(["-f", "json", "--only", RULE, "--stats-json"])
+        .args([
+            "-f",
+            "json",
+            "--per-location",
+            "--only",
+            RULE,
+            "--stats-json",
+        ])
         .arg(&stats)
         .args(extra)
         .output()
@@ -595,4 +603,80 @@ fn not_a_repository_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+}
+
+#[test]
+fn a_secret_in_five_versions_is_one_finding_that_began_at_its_first_commit() {
+    let r = Repo::new();
+    let token = gh_token(150);
+    r.write("README.md", "hello\n");
+    r.commit("init");
+    let mut commits = Vec::new();
+    for v in 0..5 {
+        r.write(
+            "deploy/env.sh",
+            &format!("# v{v}\nexport GITHUB_TOKEN={token}\n"),
+        );
+        commits.push(r.commit(&format!("env v{v}")));
+    }
+    let out = keyward()
+        .args(["scan", "git"])
+        .arg(r.path())
+        .args(["-f", "json", "--only", RULE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let found: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let f = &found[0];
+    assert_attributed(f, &commits[0], Some("deploy/env.sh"), 2, true);
+    assert_eq!(f["location"]["summary"], "env v0");
+    assert_eq!(f["in_head"], true);
+    let places: Vec<&str> = f["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["commit"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = commits.iter().map(String::as_str).collect();
+    expected[1..].sort_unstable();
+    assert_eq!(
+        places, expected,
+        "began first, then the rest in report order"
+    );
+    assert_eq!(f["confidence"], "high");
+    assert_eq!(f["reasons"], serde_json::json!(["checksum-verified"]));
+
+    // `--per-location`: one record per version, each naming the secret's confidence.
+    let per = scan(r.path(), &[]);
+    assert_eq!(per.findings.len(), 5, "{:#?}", per.findings);
+    let mut per_commits: Vec<&str> = per
+        .findings
+        .iter()
+        .map(|f| f["location"]["commit"].as_str().unwrap())
+        .collect();
+    per_commits.sort_unstable();
+    let mut all: Vec<&str> = commits.iter().map(String::as_str).collect();
+    all.sort_unstable();
+    assert_eq!(per_commits, all);
+    assert!(per.findings.iter().all(|f| f.get("locations").is_none()));
+
+    // The text report: the first commit, and the other four places, three shown.
+    let out = keyward()
+        .args(["scan", "git"])
+        .arg(r.path())
+        .args(["-f", "text", "--only", RULE])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "began        commit {} (Alice <alice@example.com>,",
+            commits[0]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("in HEAD      yes"), "{text}");
+    assert!(text.contains("also at      4 more places:"), "{text}");
+    assert!(text.contains("           and 1 more\n"), "{text}");
 }

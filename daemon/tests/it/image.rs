@@ -381,6 +381,7 @@ fn multi_arch_index_scans_each_platform_and_each_layer_once() {
             "image",
             "--format",
             "jsonl",
+            "--per-location",
             "--show-secrets",
             &target,
         ])
@@ -440,4 +441,45 @@ fn multi_arch_index_scans_each_platform_and_each_layer_once() {
         s
     };
     assert_eq!(norm(&via_registry), norm(&found));
+}
+
+#[test]
+fn a_secret_in_two_layers_is_one_finding_that_began_in_the_lower() {
+    let token = gh_token(520);
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(dir.path());
+    let line = format!("token = {token}\n");
+    let layers = [
+        layer_tar(&[
+            Entry::Dir("etc/"),
+            Entry::File("etc/a.conf", line.as_bytes()),
+        ]),
+        layer_tar(&[Entry::File("etc/other.conf", b"nothing here\n")]),
+        layer_tar(&[Entry::File("etc/b.conf", line.as_bytes())]),
+    ];
+    let m = l.image("amd64", &layers, &[]);
+    l.index(vec![m]);
+    let out = crate::support::keyward()
+        .args(["scan", "image", "-f", "json"])
+        .arg(format!("oci:{}:v1", dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let found = crate::support::json(&out);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let f = &found[0];
+    assert_eq!(f["location"]["layer_index"], 0, "{f:#}");
+    assert_eq!(f["location"]["path"], "etc/a.conf");
+    let places: Vec<(u64, &str)> = f["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["layer_index"].as_u64().unwrap(),
+                l["path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(places, [(0, "etc/a.conf"), (2, "etc/b.conf")]);
 }

@@ -286,11 +286,18 @@ impl Registry {
     }
 }
 
-/// Runs `keyward scan image --format jsonl --show-secrets ARGS`; returns the output and the
-/// findings.
+/// Runs `keyward scan image --format jsonl --per-location --show-secrets ARGS`; returns the
+/// output and the findings, one per place.
 pub(crate) fn scan_image(args: &[&str]) -> (Output, Vec<serde_json::Value>) {
     let out = keyward()
-        .args(["scan", "image", "--format", "jsonl", "--show-secrets"])
+        .args([
+            "scan",
+            "image",
+            "--format",
+            "jsonl",
+            "--per-location",
+            "--show-secrets",
+        ])
         .args(args)
         .output()
         .expect("run keyward");
