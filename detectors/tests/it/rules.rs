@@ -157,3 +157,22 @@ fn builtin_pack_covers_required_providers() {
         );
     }
 }
+
+/// A JWT is reported whole (header, payload and signature), even one longer than the default
+/// window, as OIDC id_tokens often are.
+#[test]
+fn long_jwt_is_captured_whole() {
+    let rules = RuleSet::builtin().unwrap();
+    let example = rules
+        .get("jwt")
+        .unwrap()
+        .examples()
+        .iter()
+        .find(|e| e.len() > 700)
+        .expect("a long jwt example");
+    let start = example.find("eyJ").unwrap();
+    let found = scanner().scan(example.as_bytes());
+    let jwt: Vec<_> = found.iter().filter(|m| m.rule.as_str() == "jwt").collect();
+    assert_eq!(jwt.len(), 1);
+    assert_eq!(jwt[0].span, start..example.trim_end().len());
+}
