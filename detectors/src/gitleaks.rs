@@ -135,11 +135,15 @@ impl Translated {
         warnings.extend(self.warnings);
         let mut compile_errors = Vec::new();
         let mut compiled = rule::compile(self.raw?, file, text, &mut compile_errors);
+        let regex_failed = compile_errors.iter().any(|e| field_of(e) == Some("regex"));
         for e in compile_errors {
+            let keywords = field_of(&e) == Some("keywords");
             match e.kind() {
+                // The keywords could not be derived because the regex is wrong: that is the error.
+                _ if keywords && self.keywords_underivable && regex_failed => {}
                 ErrorKind::Rule {
                     file, line, rule, ..
-                } if self.keywords_underivable && field_of(&e) == Some("keywords") => {
+                } if keywords && self.keywords_underivable => {
                     errors.push(rule_error(
                         file,
                         *line,
@@ -199,7 +203,11 @@ pub(crate) fn translate(
     if let Some(ext) = &parsed.extend {
         let e = ext.get_ref();
         let what = if e.use_default {
-            Some("`useDefault = true` (gitleaks' default rules are not part of keyward; its own built-in pack plays that part)".to_owned())
+            Some(
+                "`useDefault = true` (gitleaks' default rules are not part of keyward; its own \
+                 built-in pack plays that part)"
+                    .to_owned(),
+            )
         } else if !e.path.is_empty() || !e.url.is_empty() {
             Some(format!(
                 "`{}` (load that file as another rule file instead)",
@@ -445,12 +453,12 @@ fn translate_rule(
     }
     allow.extend(inherited_allow);
 
-    let mut description = gl.description.clone();
-    if !gl.tags.is_empty() {
-        description = format!("{description} (gitleaks tags: {})", gl.tags.join(", "))
-            .trim_start()
-            .to_owned();
-    }
+    let tags = if gl.tags.is_empty() {
+        String::new()
+    } else {
+        format!(" (gitleaks tags: {})", gl.tags.join(", "))
+    };
+    let description = format!("{}{tags}", gl.description).trim().to_owned();
     let name = if gl.description.trim().is_empty() {
         gitleaks_id.to_owned()
     } else {

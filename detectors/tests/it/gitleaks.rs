@@ -216,6 +216,10 @@ regex = '''brk_([a-z'''
 id = "too-far"
 regex = '''tfr_([a-z]{8})'''
 secretGroup = 2
+
+[[rules]]
+id = "no-kw"
+regex = '''nkw_(['''
 "#,
         &[],
     )
@@ -225,7 +229,9 @@ secretGroup = 2
         where_(&err),
         [
             (f.clone(), 7, "broken".to_owned(), "regex"),
-            (f, 12, "too-far".to_owned(), "secretGroup"),
+            (f.clone(), 12, "too-far".to_owned(), "secretGroup"),
+            // Keywords cannot be derived from a broken regex: only the regex is reported.
+            (f, 16, "no-kw".to_owned(), "regex"),
         ]
     );
     assert!(
