@@ -193,7 +193,7 @@ impl Scanner {
         let window = widen(input, window);
         let hay = &input[window.clone()];
         for caps in rule.regex.captures_iter(hay) {
-            let Some(s) = caps.get(rule.secret_group) else {
+            let Some(s) = rule.secret_of(&caps) else {
                 continue;
             };
             let secret = s.as_bytes();

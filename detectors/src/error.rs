@@ -29,7 +29,7 @@ pub enum ErrorKind {
         file: String,
         /// 1-based line where the rule (or the field) starts.
         line: usize,
-        /// The rule's id (empty when the id itself is missing).
+        /// The rule's id (empty when the id itself is missing, or the problem is not in a rule).
         rule: String,
         /// The field at fault, as spelled in TOML.
         field: &'static str,
@@ -85,6 +85,14 @@ impl fmt::Display for Error {
             } => {
                 write!(f, "{file}: invalid rule file: {message}")
             }
+            // File-level problems (e.g. a gitleaks `[extend]`) have no rule.
+            ErrorKind::Rule {
+                file,
+                line,
+                rule,
+                field,
+                message,
+            } if rule.is_empty() => write!(f, "{file}:{line}: field `{field}`: {message}"),
             ErrorKind::Rule {
                 file,
                 line,

@@ -43,6 +43,7 @@ mod engine;
 mod entropy;
 mod error;
 mod fingerprint;
+mod gitleaks;
 mod keywords;
 mod matches;
 mod placeholder;

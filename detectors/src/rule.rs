@@ -151,6 +151,9 @@ pub struct Rule {
     pub(crate) keywords: Vec<String>,
     pub(crate) regex: Regex,
     pub(crate) secret_group: usize,
+    /// gitleaks' `secretGroup = 0` on a regex with groups: the secret is the first non-empty
+    /// capture group, or the whole match if all are empty (set by [`crate::gitleaks`]).
+    pub(crate) first_nonempty_group: bool,
     pub(crate) min_entropy: Option<f64>,
     pub(crate) validator: Option<Validator>,
     pub(crate) window: usize,
@@ -215,6 +218,24 @@ impl Rule {
     /// Where the rule came from (`builtin:aws.toml`, or a user's file).
     pub fn source(&self) -> &str {
         &self.source
+    }
+}
+
+impl Rule {
+    /// The secret in one regex match.
+    pub(crate) fn secret_of<'h>(
+        &self,
+        caps: &regex::bytes::Captures<'h>,
+    ) -> Option<regex::bytes::Match<'h>> {
+        if self.first_nonempty_group {
+            return caps
+                .iter()
+                .skip(1)
+                .flatten()
+                .find(|m| !m.is_empty())
+                .or_else(|| caps.get(0));
+        }
+        caps.get(self.secret_group)
     }
 }
 
@@ -422,6 +443,7 @@ pub(crate) fn compile(
         keywords,
         regex: regex?,
         secret_group,
+        first_nonempty_group: false,
         min_entropy,
         validator,
         window,

@@ -1,5 +1,6 @@
 //! [`RuleSet`]: every compiled rule plus the one keyword automaton over all of them.
 
+use crate::gitleaks;
 use crate::keywords::KeywordIndex;
 use crate::rule::{self, RawRuleFile, Rule};
 use crate::{Error, ErrorKind};
@@ -15,6 +16,7 @@ pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     pub(crate) keywords: KeywordIndex,
     pub(crate) keyword_rules: Vec<Vec<u32>>,
+    warnings: Vec<Error>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -67,6 +69,13 @@ impl RuleSet {
         self.rules.iter().find(|r| r.id.as_str() == id)
     }
 
+    /// Non-fatal notes from loading, each naming file, line, rule and field: the parts of
+    /// gitleaks rule files that could not be translated and are ignored (see "Rules from
+    /// gitleaks" in `detectors/rules/README.md`). Empty for native rule files.
+    pub fn warnings(&self) -> &[Error] {
+        &self.warnings
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -113,6 +122,10 @@ impl RuleSetBuilder {
     /// Every invalid file and rule is reported (file, line, rule id and field), not only the
     /// first; duplicate ids and unknown ids in `only` are errors too. A rule in an added source
     /// with the id of a built-in rule replaces the built-in one.
+    ///
+    /// A source in gitleaks' format (a top-level `[[rules]]` array and no `[[rule]]`) is
+    /// translated into keyward rules first; what cannot be translated is an error (detection
+    /// parts) or a warning in [`RuleSet::warnings`] (allowlist parts).
     pub fn build(self) -> Result<RuleSet, Error> {
         let mut files: Vec<(String, &str)> = Vec::new();
         if self.builtin {
@@ -125,9 +138,26 @@ impl RuleSetBuilder {
         files.extend(self.sources.iter().map(|(n, t)| (n.clone(), t.as_str())));
 
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen: HashMap<String, String> = HashMap::new();
+        let wanted = |id: &str| {
+            self.only.as_ref().is_none_or(|o| o.iter().any(|w| w == id))
+                && !self.disabled.iter().any(|d| d == id)
+        };
         for (file, text) in &files {
+            if !file.starts_with("builtin:") && gitleaks::is_gitleaks(text) {
+                for t in gitleaks::translate(file, text, &mut errors, &mut warnings) {
+                    if !wanted(&t.id) {
+                        continue;
+                    }
+                    let line = t.line;
+                    if let Some(rule) = t.compile(file, text, &mut errors, &mut warnings) {
+                        admit(rule, file, line, &mut rules, &mut seen, &mut errors);
+                    }
+                }
+                continue;
+            }
             let parsed: RawRuleFile = match toml::from_str(text) {
                 Ok(p) => p,
                 Err(e) => {
@@ -140,33 +170,12 @@ impl RuleSetBuilder {
                 }
             };
             for raw in parsed.rule {
-                let id = raw.get_ref().id.clone().unwrap_or_default();
-                let wanted = self.only.as_ref().is_none_or(|o| o.contains(&id))
-                    && !self.disabled.contains(&id);
-                if !wanted {
+                if !wanted(raw.get_ref().id.as_deref().unwrap_or_default()) {
                     continue;
                 }
                 let line = rule::line_of(text, raw.span().start);
                 if let Some(rule) = rule::compile(raw, file, text, &mut errors) {
-                    let previous = seen.insert(id.clone(), file.clone());
-                    // A user file may redefine a built-in rule by id (to tune or fix it); two
-                    // definitions outside the built-in pack are an error.
-                    if let Some(first) = &previous
-                        && first.starts_with("builtin:")
-                        && !file.starts_with("builtin:")
-                    {
-                        rules.retain(|r| r.id.as_str() != id);
-                    } else if let Some(first) = previous {
-                        errors.push(Error::new(ErrorKind::Rule {
-                            file: file.clone(),
-                            line,
-                            rule: id,
-                            field: "id",
-                            message: format!("duplicate id, first defined in {first}"),
-                        }));
-                        continue;
-                    }
-                    rules.push(rule);
+                    admit(rule, file, line, &mut rules, &mut seen, &mut errors);
                 }
             }
         }
@@ -184,12 +193,42 @@ impl RuleSetBuilder {
         if let Some(e) = Error::collect(errors) {
             return Err(e);
         }
-        Ok(index(rules))
+        Ok(index(rules, warnings))
     }
 }
 
+/// Adds a compiled rule unless its id is taken. A user file may redefine a built-in rule by id
+/// (to tune or fix it); two definitions outside the built-in pack are an error.
+fn admit(
+    rule: Rule,
+    file: &str,
+    line: usize,
+    rules: &mut Vec<Rule>,
+    seen: &mut HashMap<String, String>,
+    errors: &mut Vec<Error>,
+) {
+    let id = rule.id.as_str().to_owned();
+    let previous = seen.insert(id.clone(), file.to_owned());
+    if let Some(first) = &previous
+        && first.starts_with("builtin:")
+        && !file.starts_with("builtin:")
+    {
+        rules.retain(|r| r.id.as_str() != id);
+    } else if let Some(first) = previous {
+        errors.push(Error::new(ErrorKind::Rule {
+            file: file.to_owned(),
+            line,
+            rule: id,
+            field: "id",
+            message: format!("duplicate id, first defined in {first}"),
+        }));
+        return;
+    }
+    rules.push(rule);
+}
+
 /// Builds the keyword index.
-fn index(rules: Vec<Rule>) -> RuleSet {
+fn index(rules: Vec<Rule>, warnings: Vec<Error>) -> RuleSet {
     // Keywords are ASCII-case-insensitive: dedupe them by lowercase form.
     let mut by_keyword: BTreeMap<Vec<u8>, Vec<u32>> = BTreeMap::new();
     for (i, r) in rules.iter().enumerate() {
@@ -208,5 +247,6 @@ fn index(rules: Vec<Rule>) -> RuleSet {
         rules,
         keywords,
         keyword_rules,
+        warnings,
     }
 }
