@@ -29,6 +29,9 @@ pub fn load_rules(
     builder = builder.disable(disable.iter().chain(&config.disabled_rules).cloned());
     let started = std::time::Instant::now();
     let rules = builder.build().map_err(|e| UsageError(e.to_string()))?;
+    for w in rules.warnings() {
+        tracing::warn!("Rule file: {w}");
+    }
     tracing::debug!(
         rules = rules.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,

@@ -70,6 +70,9 @@ pub fn check(files: &[PathBuf]) -> Result<i32> {
         all = all.add_source(f.display().to_string(), text);
     }
     let user = user.build().map_err(|e| UsageError(e.to_string()))?;
+    for w in user.warnings() {
+        eprintln!("warning: {w}");
+    }
     let scanner = Scanner::new(Arc::new(
         all.build().map_err(|e| UsageError(e.to_string()))?,
     ));
