@@ -410,21 +410,26 @@ fn repetitive(secret: &[u8]) -> bool {
     false
 }
 
-/// `${…}`, `$(…)`, `$NAME`, `%NAME%`/`%NAME#`, `{{`, `#{`, `<%`, `@NAME@` anywhere in the value.
+/// `${…}`, `$(…)`, `$NAME`, `%NAME%`/`%NAME#`, `@NAME@`, `{{`, `#{`, `<%` anywhere in the value.
+/// URL escapes (`%2B5z…` in a signature) are not references: a `%` or `@` name must contain a
+/// letter and end at `%`, `#` or `@`, or at the end of the value.
 fn has_template(secret: &[u8]) -> bool {
     for (i, &b) in secret.iter().enumerate() {
         let next = secret.get(i + 1).copied().unwrap_or(0);
-        let name_follows = |min: usize| {
-            secret[i + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_')
-                .count()
-                >= min
+        let name = &secret[i + 1..];
+        let len = name
+            .iter()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_')
+            .count();
+        let closed = |ends: &[u8]| {
+            len >= 3
+                && name[..len].iter().any(u8::is_ascii_uppercase)
+                && name.get(len).is_none_or(|c| ends.contains(c))
         };
         match b {
-            b'$' if next == b'{' || next == b'(' || name_follows(2) => return true,
-            b'%' if name_follows(3) => return true,
-            b'@' if name_follows(3) => return true,
+            b'$' if next == b'{' || next == b'(' || len >= 2 => return true,
+            b'%' if closed(b"%#") => return true,
+            b'@' if closed(b"@") => return true,
             b'{' if next == b'{' => return true,
             b'#' if next == b'{' => return true,
             b'<' if next == b'%' => return true,
@@ -664,6 +669,8 @@ mod tests {
             ),
             (b"%HTTPPORT#", b"http://user:", vec!["template-reference"]),
             (b"pw${SUFFIX}x", b"PASSWORD=", vec!["template-reference"]),
+            (b"E%2B5zw2QKxjzdla2yXrdPb3nQcch%2BY9dc2u0i6add%3D", b"sig=", vec![]),
+            (b"x@DB_PASS@y", b"pass=", vec!["template-reference"]),
             (
                 b"db_password",
                 b"DB_PASSWORD=",
