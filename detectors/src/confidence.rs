@@ -430,8 +430,7 @@ fn has_template(secret: &[u8]) -> bool {
             b'$' if next == b'{' || next == b'(' || len >= 2 => return true,
             b'%' if closed(b"%#") => return true,
             b'@' if closed(b"@") => return true,
-            b'{' if next == b'{' => return true,
-            b'#' if next == b'{' => return true,
+            b'{' | b'#' if next == b'{' => return true,
             b'<' if next == b'%' => return true,
             _ => {}
         }
@@ -616,8 +615,7 @@ pub fn path_reasons(path: &str) -> Reasons {
         || stem.starts_with("test-")
         || stem.ends_with("_test")
         || stem.ends_with("-test")
-        || stem.ends_with(".test")
-        || stem.ends_with(".spec")
+        || matches!(stem.rsplit_once('.'), Some((_, "test" | "spec")))
         || stem.ends_with("_spec")
         || stem.ends_with("tests")
         || (stem.ends_with("test") && path.contains("Test"))
@@ -669,7 +667,11 @@ mod tests {
             ),
             (b"%HTTPPORT#", b"http://user:", vec!["template-reference"]),
             (b"pw${SUFFIX}x", b"PASSWORD=", vec!["template-reference"]),
-            (b"E%2B5zw2QKxjzdla2yXrdPb3nQcch%2BY9dc2u0i6add%3D", b"sig=", vec![]),
+            (
+                b"E%2B5zw2QKxjzdla2yXrdPb3nQcch%2BY9dc2u0i6add%3D",
+                b"sig=",
+                vec![],
+            ),
             (b"x@DB_PASS@y", b"pass=", vec!["template-reference"]),
             (
                 b"db_password",

@@ -118,17 +118,17 @@ pub fn block_message(kind: Kind, secrets: &[SecretFinding]) -> String {
     let mut s = format!("keyward: {what} {n} secret{plural}; {verdict}.\n\n");
     for secret in secrets {
         let f = &secret.first;
-        let l = &f.location;
-        let place = match &l.path {
-            Some(p) => format!("{p}:{}", l.line),
-            None => format!("commit message, line {}", l.line),
+        let at = &f.location;
+        let place = match &at.path {
+            Some(p) => format!("{p}:{}", at.line),
+            None => format!("commit message, line {}", at.line),
         };
         let _ = writeln!(s, "  {place}  {}  {}", f.rule, f.redacted);
         let _ = write!(s, "      {}; fingerprint {}", f.rule_name, f.fingerprint);
-        if let Some(c) = &l.commit {
+        if let Some(c) = &at.commit {
             let short = c.get(..12).unwrap_or(c);
             let _ = write!(s, "; commit {short}");
-            if let Some(summary) = &l.summary {
+            if let Some(summary) = &at.summary {
                 let _ = write!(s, " ({summary})");
             }
         }

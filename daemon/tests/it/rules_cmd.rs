@@ -161,7 +161,15 @@ paths = ['''^tests/''']
     );
     let out = run_in(
         t.path(),
-        &["scan", "dir", "src", "-f", "json", "--config", "keyward.toml"],
+        &[
+            "scan",
+            "dir",
+            "src",
+            "-f",
+            "json",
+            "--config",
+            "keyward.toml",
+        ],
     );
     assert_eq!(found(&out), expected, "{}", stderr(&out));
 }
