@@ -613,11 +613,16 @@ fn listed<'a>(list: &'a [serde_json::Value], fingerprint: &str) -> Option<&'a se
     list.iter().find(|f| f["fingerprint"] == fingerprint)
 }
 
-/// The sum of every series of `metric` whose labels include `label`.
-fn metric_sum(text: &str, metric: &str, label: &str) -> f64 {
+/// The sum of every series of the integer `metric` whose labels include `label`.
+fn metric_sum(text: &str, metric: &str, label: &str) -> u64 {
     text.lines()
         .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("not an integer sample: {l}"))
+        })
         .sum()
 }
 
@@ -735,10 +740,10 @@ fn serve_stores_each_secrets_confidence_and_lists_medium_and_up() {
         Some(2.0),
         "{text}"
     );
-    assert_eq!(metric_sum(&text, new, r#"confidence="low""#), 1.0, "{text}");
+    assert_eq!(metric_sum(&text, new, r#"confidence="low""#), 1, "{text}");
     assert_eq!(
         metric_sum(&text, "keyward_findings_open", r#"confidence="medium""#),
-        2.0,
+        2,
         "{text}"
     );
 
