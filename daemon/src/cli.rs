@@ -117,6 +117,10 @@ pub enum FindingsCommand {
         /// First seen since (unix seconds or RFC 3339).
         #[arg(long)]
         since: Option<String>,
+        /// Lowest confidence listed: `medium` (the default, as scan reports), `high`, or `low`
+        /// (everything, test fixtures and examples too).
+        #[arg(long, value_enum, default_value_t = ConfidenceArg::Medium, value_name = "LEVEL")]
+        confidence: ConfidenceArg,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,

@@ -74,11 +74,16 @@ pub fn findings(cmd: &FindingsCommand) -> Result<i32> {
             rule,
             source,
             since,
+            confidence,
             limit,
             json,
             api,
         } => {
-            let mut q = format!("status={}&limit={limit}", enc(status));
+            let confidence = keyward_detectors::Confidence::from(*confidence);
+            let mut q = format!(
+                "status={}&confidence={confidence}&limit={limit}",
+                enc(status)
+            );
             for (k, v) in [
                 ("severity", severity),
                 ("rule", rule),
@@ -104,8 +109,9 @@ pub fn findings(cmd: &FindingsCommand) -> Result<i32> {
                 let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 let _ = writeln!(
                     text,
-                    "{:<8} {:<32} {:<34} {:<24} {:>3} loc  {}",
+                    "{:<8} {:<6} {:<32} {:<34} {:<24} {:>3} loc  {}",
                     s("severity").to_uppercase(),
+                    s("confidence"),
                     s("fingerprint"),
                     s("rule"),
                     s("redacted"),
@@ -115,9 +121,16 @@ pub fn findings(cmd: &FindingsCommand) -> Result<i32> {
             }
             let _ = writeln!(
                 text,
-                "{} finding{}",
+                "{} finding{}{}",
                 list.len(),
-                if list.len() == 1 { "" } else { "s" }
+                if list.len() == 1 { "" } else { "s" },
+                match confidence {
+                    keyward_detectors::Confidence::Low => "",
+                    keyward_detectors::Confidence::Medium => {
+                        " of medium confidence and up (--confidence low lists all)"
+                    }
+                    keyward_detectors::Confidence::High => " of high confidence",
+                }
             );
             print(&text)?;
             Ok(EXIT_CLEAN)
@@ -162,6 +175,21 @@ fn show(f: &Value) -> String {
     let _ = writeln!(t, "  fingerprint  {}", s("fingerprint"));
     let _ = writeln!(t, "  secret       {}", s("redacted"));
     let _ = writeln!(t, "  validation   {}", s("validation"));
+    let reasons: Vec<&str> = f
+        .get("reasons")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        t,
+        "  confidence   {}{}",
+        s("confidence"),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
+    );
     let _ = writeln!(t, "  status       {}", s("status"));
     let _ = writeln!(t, "  first seen   {}", time(n("first_seen")));
     let _ = writeln!(t, "  created      {}", time(n("content_created")));

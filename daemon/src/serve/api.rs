@@ -5,7 +5,7 @@
 //! | `GET /healthz` | the process runs |
 //! | `GET /readyz` | the store is open and the sources are loaded (503 otherwise) |
 //! | `GET /metrics` | Prometheus text format |
-//! | `GET /v1/findings` | findings, filtered by `status`, `severity`, `rule`, `source`, `since` |
+//! | `GET /v1/findings` | findings, filtered by `status`, `severity`, `rule`, `source`, `since`, `confidence` (that level and up) |
 //! | `GET /v1/findings/{fingerprint}` | one finding with its locations and status history |
 //! | `POST /v1/findings/{fingerprint}/status` | triage: `{"status", "reason", "by"}` |
 //! | `GET /v1/scans` | recent scan jobs with their progress and errors |
@@ -27,6 +27,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use keyward_detectors::Confidence;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -374,6 +375,7 @@ pub struct FindingsQuery {
     rule: Option<String>,
     source: Option<String>,
     since: Option<String>,
+    confidence: Option<String>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -414,8 +416,15 @@ async fn list_findings(
     {
         return Err(bad("severity: one of critical, high, medium, low"));
     }
+    // The level and up; absent means all (the API is for tools, which choose for themselves).
+    let confidence = q
+        .confidence
+        .as_deref()
+        .map(|c| Confidence::parse(c).ok_or_else(|| bad("confidence: one of low, medium, high")))
+        .transpose()?;
     let filter = FindingFilter {
         status,
+        confidence,
         severity: q.severity,
         rule: q.rule,
         source: q.source,

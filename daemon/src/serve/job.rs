@@ -5,7 +5,8 @@
 
 use super::config::{SourceConfig, SourceSpec};
 use super::{Current, Daemon, now};
-use crate::finding::Finding;
+use crate::finding::{Finding, Location};
+use crate::group::SecretFinding;
 use crate::prepare;
 use crate::scan::Scan;
 use crate::sources::archive::ArchiveLimits;
@@ -88,14 +89,18 @@ fn record(
     scan: &Scan,
     report: &mut JobReport,
 ) -> Result<()> {
-    record_findings(daemon, source, &scan.take_findings(), report)
+    record_findings(daemon, source, scan.take_findings(), report)
 }
 
 /// [`record`] of findings already taken from their scan.
+///
+/// The findings are grouped by secret first, so that every detection of a secret carries the
+/// secret's confidence (its most confident place, lowered when it also stands in
+/// documentation), as the scan reports show it; every place is still recorded as a location.
 fn record_findings(
     daemon: &Daemon,
     source: &SourceConfig,
-    findings: &[Finding],
+    findings: Vec<Finding>,
     report: &mut JobReport,
 ) -> Result<()> {
     report.findings += findings.len() as u64;
@@ -116,9 +121,14 @@ fn record_findings(
         SourceSpec::Git { path, .. } => Some(path.display().to_string()),
         _ => None,
     };
-    let detections: Vec<Detection> = findings
+    let secrets = crate::group::group(findings);
+    let detections: Vec<Detection> = secrets
         .iter()
-        .map(|f| detection(f, &source.name, repository.as_deref()))
+        .flat_map(|s| {
+            s.locations
+                .iter()
+                .map(|l| detection(s, l, &source.name, repository.as_deref()))
+        })
         .collect();
     let outcome = daemon
         .store_op(|s| s.record(&detections, now()))
@@ -128,7 +138,7 @@ fn record_findings(
         daemon
             .metrics
             .findings_new
-            .with_label_values(&[&n.severity, &n.source_kind])
+            .with_label_values(&[&n.severity, &n.source_kind, &n.confidence])
             .inc();
         if let Some(t) = n.time_to_detect {
             daemon
@@ -141,6 +151,7 @@ fn record_findings(
             source = %source.name,
             rule = %n.rule,
             severity = %n.severity,
+            confidence = %n.confidence,
             fingerprint = %n.fingerprint,
             "New finding."
         );
@@ -148,9 +159,15 @@ fn record_findings(
     Ok(())
 }
 
-/// The stored form of a finding: everything but the secret.
-pub fn detection(f: &Finding, source: &str, repository: Option<&str>) -> Detection {
-    let l = &f.location;
+/// The stored form of a secret at one of its places `l`: everything but the secret, with the
+/// secret's confidence and reasons (over all its places, not this place's).
+pub fn detection(
+    secret: &SecretFinding,
+    l: &Location,
+    source: &str,
+    repository: Option<&str>,
+) -> Detection {
+    let f = &secret.first;
     Detection {
         finding: StoredFinding {
             fingerprint: f.fingerprint.as_str().to_owned(),
@@ -159,7 +176,14 @@ pub fn detection(f: &Finding, source: &str, repository: Option<&str>) -> Detecti
             severity: f.severity.as_str().to_owned(),
             redacted: f.redacted.clone(),
             validation: f.validation.to_owned(),
-            source_kind: l.source.as_str().to_owned(),
+            source_kind: f.location.source.as_str().to_owned(),
+            confidence: secret.confidence().as_str().to_owned(),
+            reasons: secret
+                .assessment
+                .reasons
+                .names()
+                .map(str::to_owned)
+                .collect(),
         },
         location: StoredLocation {
             source: source.to_owned(),
@@ -298,7 +322,7 @@ fn scan_and_record(
             }
         }
     }
-    record_findings(daemon, source, &findings, report)?;
+    record_findings(daemon, source, findings, report)?;
     scanned
 }
 

@@ -1,12 +1,13 @@
 //! The daemon's Prometheus metrics, served at `/metrics`.
 //!
-//! Label values come from closed sets (severity, source kind, outcome), rule ids from the rule
-//! pack, and source names from the config file: never a path, a secret or anything a scanned
-//! input controls. Counters that alerts take `increase()` of are created at 0 for every label
+//! Label values come from closed sets (severity, source kind, confidence, outcome), rule ids
+//! from the rule pack, and source names from the config file: never a path, a secret or
+//! anything a scanned input controls. Counters that alerts take `increase()` of are created at 0 for every label
 //! value at start, so the first event is seen as an increase.
 
 use crate::finding::SourceKind;
 use crate::store::OpenCount;
+use keyward_detectors::Confidence;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -19,9 +20,9 @@ pub const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// Open findings by severity, rule and source kind (refreshed from the store).
+    /// Open findings by severity, rule, source kind and confidence (refreshed from the store).
     pub findings_open: IntGaugeVec,
-    /// Findings created.
+    /// Findings created, by severity, source kind and confidence (4 x 3 x 3 series).
     pub findings_new: IntCounterVec,
     /// Scans by source kind and outcome.
     pub scans: IntCounterVec,
@@ -68,7 +69,7 @@ impl Metrics {
                 registry,
                 IntGaugeVec::new(
                     Opts::new("keyward_findings_open", "Open findings (one per secret)."),
-                    &["severity", "rule", "source_kind"],
+                    &["severity", "rule", "source_kind", "confidence"],
                 )
                 .expect("valid"),
             ),
@@ -76,7 +77,7 @@ impl Metrics {
                 registry,
                 IntCounterVec::new(
                     Opts::new("keyward_findings_new_total", "Findings created (new secrets)."),
-                    &["severity", "source_kind"],
+                    &["severity", "source_kind", "confidence"],
                 )
                 .expect("valid"),
             ),
@@ -206,7 +207,10 @@ impl Metrics {
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         for kind in kinds {
             for sev in SEVERITIES {
-                m.findings_new.with_label_values(&[sev, kind]);
+                for confidence in Confidence::ALL {
+                    m.findings_new
+                        .with_label_values(&[sev, kind, confidence.as_str()]);
+                }
             }
             for outcome in ["ok", "failed"] {
                 m.scans.with_label_values(&[kind, outcome]);
@@ -226,7 +230,7 @@ impl Metrics {
         self.findings_open.reset();
         for c in counts {
             self.findings_open
-                .with_label_values(&[&c.severity, &c.rule, &c.source_kind])
+                .with_label_values(&[&c.severity, &c.rule, &c.source_kind, &c.confidence])
                 .set(i64::try_from(c.count).unwrap_or(i64::MAX));
         }
     }

@@ -37,6 +37,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use keyward_detectors::{Confidence, Reasons};
 use sha2::{Digest as _, Sha256};
 
 pub use self::postgres::PostgresStore;
@@ -46,7 +47,7 @@ pub use self::sqlite::SqliteStore;
 pub type Unix = i64;
 
 /// The newest schema version this binary knows; a store at a newer version is refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A finding as stored: one secret (one fingerprint). Never its value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -65,6 +66,31 @@ pub struct StoredFinding {
     pub validation: String,
     /// Where it was first found: `git`, `image`, `file` or `stdin` (a closed set).
     pub source_kind: String,
+    /// `low`, `medium` or `high`: the secret's confidence over all its places (see the README,
+    /// "Confidence"). Raised when a later scan is more confident, never lowered.
+    pub confidence: String,
+    /// The reasons for `confidence`, by their stable names (`checksum-verified`, `test-path`).
+    pub reasons: Vec<String>,
+}
+
+impl StoredFinding {
+    /// `reasons` as stored: names joined by commas (`''` for none).
+    fn reasons_column(&self) -> String {
+        self.reasons.join(",")
+    }
+}
+
+/// A `reasons` column read back.
+fn reasons_from_column(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The rank of a stored confidence (`low` < `medium` < `high`); validated values only.
+fn confidence_rank(c: &str) -> Confidence {
+    Confidence::parse(c).unwrap_or(Confidence::Low)
 }
 
 /// One place a finding was seen.
@@ -121,6 +147,8 @@ pub struct NewFinding {
     pub rule: String,
     /// Its source kind.
     pub source_kind: String,
+    /// Its confidence when created (`low`, `medium`, `high`).
+    pub confidence: String,
     /// detected_at - earliest content_created of its locations, if known (never below 0: a
     /// content date in the future, from clock skew, counts as detected at once).
     pub time_to_detect: Option<f64>,
@@ -203,6 +231,8 @@ pub struct FindingFilter {
     pub source: Option<String>,
     /// first_seen >= since.
     pub since: Option<Unix>,
+    /// This confidence and up (`None` or low: all).
+    pub confidence: Option<Confidence>,
     /// Page size: 0 means [`FindingFilter::DEFAULT_LIMIT`]; at most [`FindingFilter::MAX_LIMIT`].
     pub limit: u32,
     /// Rows to skip.
@@ -285,6 +315,8 @@ pub struct OpenCount {
     pub rule: String,
     /// Source kind.
     pub source_kind: String,
+    /// Confidence.
+    pub confidence: String,
     /// Open findings in the bucket.
     pub count: u64,
 }
@@ -457,8 +489,9 @@ pub trait Store: Send + Sync {
     /// Upserts findings by fingerprint (one row per secret, unique constraint on fingerprint, so
     /// two daemons finding the same secret make one finding) and adds each location not yet
     /// recorded (unique on fingerprint + a key over the location's identifying fields). A known
-    /// finding's content_created becomes the earliest seen. Status is not touched. One
-    /// transaction.
+    /// finding's content_created becomes the earliest seen, and its confidence the highest seen:
+    /// a detection more confident than the stored finding replaces its confidence and reasons,
+    /// a less confident one leaves them. Status is not touched. One transaction.
     fn record(&self, detections: &[Detection], detected_at: Unix) -> anyhow::Result<RecordOutcome>;
     /// Newest first (first_seen desc, fingerprint).
     fn list_findings(&self, filter: &FindingFilter) -> anyhow::Result<Vec<FindingView>>;
@@ -473,7 +506,7 @@ pub trait Store: Send + Sync {
         reason: &str,
         at: Unix,
     ) -> anyhow::Result<bool>;
-    /// Open findings grouped by (severity, rule, source_kind), sorted by those.
+    /// Open findings grouped by (severity, rule, source_kind, confidence), sorted by those.
     fn open_counts(&self) -> anyhow::Result<Vec<OpenCount>>;
     /// All findings, whatever their status.
     fn count_findings(&self) -> anyhow::Result<u64>;
@@ -692,6 +725,25 @@ fn validate(detections: &[Detection]) -> Result<(), StoreError> {
                 expected: "critical, high, medium, low",
             });
         }
+        if Confidence::parse(&d.finding.confidence).is_none() {
+            return Err(StoreError::InvalidValue {
+                what: "confidence",
+                value: d.finding.confidence.clone(),
+                expected: "low, medium, high",
+            });
+        }
+        if let Some(r) = d
+            .finding
+            .reasons
+            .iter()
+            .find(|r| Reasons::parse(r).is_none())
+        {
+            return Err(StoreError::InvalidValue {
+                what: "reason",
+                value: r.clone(),
+                expected: "the reason names of the README's \"Confidence\" section",
+            });
+        }
     }
     Ok(())
 }
@@ -725,6 +777,7 @@ impl NewFindings {
                     severity: d.finding.severity.clone(),
                     rule: d.finding.rule.clone(),
                     source_kind: d.finding.source_kind.clone(),
+                    confidence: d.finding.confidence.clone(),
                     time_to_detect: None,
                 },
                 None,
@@ -732,11 +785,17 @@ impl NewFindings {
         );
     }
 
+    /// A detection of a finding this call may have created: its content date may be the
+    /// earliest, its confidence the highest (what the store keeps).
     fn seen(&mut self, d: &Detection) {
-        if let Some((_, earliest)) = self.0.get_mut(&d.finding.fingerprint)
-            && let Some(cc) = d.location.content_created
-        {
+        let Some((nf, earliest)) = self.0.get_mut(&d.finding.fingerprint) else {
+            return;
+        };
+        if let Some(cc) = d.location.content_created {
             *earliest = Some(earliest.map_or(cc, |e| e.min(cc)));
+        }
+        if confidence_rank(&d.finding.confidence) > confidence_rank(&nf.confidence) {
+            nf.confidence.clone_from(&d.finding.confidence);
         }
     }
 
@@ -793,6 +852,16 @@ fn finding_filter_sql(
         let p = push(SqlValue::Int(since), &mut params);
         conds.push(format!("f.first_seen >= {p}"));
     }
+    // Low is everything: no condition. Otherwise the levels from `min` up, each a range of
+    // the confidence index.
+    if let Some(min) = filter.confidence.filter(|&c| c > Confidence::Low) {
+        let levels: Vec<String> = Confidence::ALL
+            .into_iter()
+            .filter(|&c| c >= min)
+            .map(|c| push(SqlValue::Text(c.as_str().to_owned()), &mut params))
+            .collect();
+        conds.push(format!("f.confidence IN ({})", levels.join(", ")));
+    }
     let limit = push(
         SqlValue::Int(i64::from(filter.effective_limit())),
         &mut params,
@@ -812,7 +881,7 @@ fn finding_filter_sql(
 /// The columns of a [`FindingView`], in the order `*_view_from_row` reads them.
 const FINDING_VIEW_COLUMNS: &str = "f.fingerprint, f.rule, f.rule_name, f.severity, f.redacted, \
      f.validation, f.source_kind, f.status, f.first_seen, f.content_created, f.location_count, \
-     f.status_changed_at, f.status_changed_by, f.status_reason";
+     f.status_changed_at, f.status_changed_by, f.status_reason, f.confidence, f.reasons";
 
 /// The columns of a [`StoredLocation`], in the order `*_location_from_row` reads them.
 const LOCATION_COLUMNS: &str = "source, source_kind, repository, commit_id, author, path, line, \

@@ -28,8 +28,9 @@ use super::{
     Detection, FINDING_VIEW_COLUMNS, FindingDetail, FindingFilter, FindingView, FinishAs,
     JOB_VIEW_COLUMNS, Job, JobId, JobOutcome, JobView, LOCATION_COLUMNS, Migration, NewFindings,
     OpenCount, RecordOutcome, SCHEMA_VERSION, SqlValue, Status, StatusChange, Store, StoreError,
-    StoredFinding, StoredLocation, Unix, finding_filter_sql, page_size, pending, redact_spec,
-    sorted_with_keys, to_i64, to_u32, to_u64, validate, wall_clock,
+    StoredFinding, StoredLocation, Unix, confidence_rank, finding_filter_sql, page_size, pending,
+    reasons_from_column, redact_spec, sorted_with_keys, to_i64, to_u32, to_u64, validate,
+    wall_clock,
 };
 
 /// The schema, one file per version.
@@ -41,6 +42,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("migrations/postgres/0002_open_counts_index.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/postgres/0003_confidence.sql"),
     },
 ];
 
@@ -190,6 +195,8 @@ fn view_from_row(r: &Row) -> anyhow::Result<FindingView> {
             redacted: r.try_get(4)?,
             validation: r.try_get(5)?,
             source_kind: r.try_get(6)?,
+            confidence: r.try_get(14)?,
+            reasons: reasons_from_column(r.try_get(15)?),
         },
         status: parsed(r, 7)?,
         first_seen: r.try_get(8)?,
@@ -253,12 +260,13 @@ const RECORD_CHUNK: usize = 2000;
 
 /// Inserts the findings of the chunk that are new (returning their fingerprints).
 const INSERT_FINDINGS: &str = "INSERT INTO findings (fingerprint, rule, rule_name, severity,
-         redacted, validation, source_kind, first_seen, content_created)
+         redacted, validation, source_kind, first_seen, content_created, confidence, reasons)
      SELECT u.fp, u.rule, u.rule_name, u.severity, u.redacted, u.validation, u.source_kind, $8,
-         u.cc
+         u.cc, u.confidence, u.reasons
      FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-                 $7::TEXT[], $9::BIGINT[])
-         AS u (fp, rule, rule_name, severity, redacted, validation, source_kind, cc)
+                 $7::TEXT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[])
+         AS u (fp, rule, rule_name, severity, redacted, validation, source_kind, cc, confidence,
+               reasons)
      ON CONFLICT (fingerprint) DO NOTHING
      RETURNING fingerprint";
 
@@ -276,25 +284,47 @@ const INSERT_LOCATIONS: &str = "INSERT INTO locations (fingerprint, key, source,
      ON CONFLICT (fingerprint, key) DO NOTHING
      RETURNING fingerprint";
 
-/// Adds new locations to the count and lowers content_created, touching only rows that change.
-/// The rows are locked in fingerprint order first, so two daemons recording overlapping findings
-/// cannot deadlock. `NO KEY UPDATE` (what the UPDATE itself takes) does not conflict with the
-/// `KEY SHARE` lock that another transaction's location insert takes on the finding through
-/// the foreign key.
+/// Adds new locations to the count, lowers content_created and raises the confidence (with its
+/// reasons; never lowered), touching only rows that change. The rows are locked in fingerprint
+/// order first, so two daemons recording overlapping findings cannot deadlock. `NO KEY UPDATE`
+/// (what the UPDATE itself takes) does not conflict with the `KEY SHARE` lock that another
+/// transaction's location insert takes on the finding through the foreign key.
 const UPDATE_FINDINGS: &str = "WITH v AS (
-         SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) AS v (fp, added, cc)
+         SELECT *,
+             CASE v.confidence WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END AS rank
+         FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[])
+             AS v (fp, added, cc, confidence, reasons)
      ), locked AS (
          SELECT f.fingerprint FROM findings f JOIN v ON v.fp = f.fingerprint
          WHERE v.added > 0
             OR (v.cc IS NOT NULL AND (f.content_created IS NULL OR v.cc < f.content_created))
+            OR v.rank > CASE f.confidence WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END
          ORDER BY f.fingerprint
          FOR NO KEY UPDATE OF f
      )
      UPDATE findings f
      SET location_count = f.location_count + v.added,
-         content_created = LEAST(f.content_created, v.cc)
+         content_created = LEAST(f.content_created, v.cc),
+         confidence = CASE WHEN v.rank
+                 > CASE f.confidence WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END
+             THEN v.confidence ELSE f.confidence END,
+         reasons = CASE WHEN v.rank
+                 > CASE f.confidence WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END
+             THEN v.reasons ELSE f.reasons END
      FROM v JOIN locked ON locked.fingerprint = v.fp
      WHERE f.fingerprint = v.fp";
+
+/// The most confident detection of a group of one finding's detections (the first of equals):
+/// its confidence and reasons are what the finding gets, or is raised to.
+fn most_confident<'a>(group: &[(&'a Detection, String)]) -> &'a StoredFinding {
+    let mut best = &group[0].0.finding;
+    for (d, _) in group {
+        if confidence_rank(&d.finding.confidence) > confidence_rank(&best.confidence) {
+            best = &d.finding;
+        }
+    }
+    best
+}
 
 /// Records one chunk of detections, sorted by (fingerprint, location key), in three statements;
 /// returns the number of locations added. A fingerprint may continue from the previous chunk.
@@ -314,11 +344,17 @@ fn record_chunk(
             .min()
     };
 
-    // Findings: one row per fingerprint, with the chunk's earliest content date.
+    // Findings: one row per fingerprint, with the chunk's earliest content date and highest
+    // confidence.
     let groups: Vec<&[(&Detection, String)]> = chunk.chunk_by(same_finding).collect();
     let mut f_cols: [Vec<&str>; 7] = Default::default();
     let mut f_cc: Vec<Option<Unix>> = Vec::with_capacity(groups.len());
+    let mut f_confidence: Vec<&str> = Vec::with_capacity(groups.len());
+    let mut f_reasons: Vec<String> = Vec::with_capacity(groups.len());
     for group in &groups {
+        let best = most_confident(group);
+        f_confidence.push(&best.confidence);
+        f_reasons.push(best.reasons_column());
         let f = &group[0].0.finding;
         for (col, v) in f_cols.iter_mut().zip([
             &f.fingerprint,
@@ -355,6 +391,8 @@ fn record_chunk(
                 source_kind,
                 &detected_at,
                 &f_cc,
+                &f_confidence,
+                &f_reasons,
             ],
         )?
         .iter()
@@ -430,22 +468,30 @@ fn record_chunk(
         *added.entry(r.try_get(0)?).or_default() += 1;
     }
 
-    // Counts and content dates, only for findings where something may change.
+    // Counts, content dates and confidence, only for findings where something may change (a
+    // finding created by this chunk already has its highest confidence).
     let mut u_fp: Vec<&str> = Vec::new();
     let mut u_added: Vec<i64> = Vec::new();
     let mut u_cc: Vec<Option<Unix>> = Vec::new();
-    for group in &groups {
+    let mut u_confidence: Vec<&str> = Vec::new();
+    let mut u_reasons: Vec<&str> = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
         let fp = group[0].0.finding.fingerprint.as_str();
         let n = added.get(fp).copied().unwrap_or(0);
         let cc = earliest(group);
-        if n > 0 || cc.is_some() {
+        if n > 0 || cc.is_some() || !created.contains(fp) {
             u_fp.push(fp);
             u_added.push(n);
             u_cc.push(cc);
+            u_confidence.push(f_confidence[i]);
+            u_reasons.push(&f_reasons[i]);
         }
     }
     if !u_fp.is_empty() {
-        tx.execute(UPDATE_FINDINGS, &[&u_fp, &u_added, &u_cc])?;
+        tx.execute(
+            UPDATE_FINDINGS,
+            &[&u_fp, &u_added, &u_cc, &u_confidence, &u_reasons],
+        )?;
     }
     Ok(rows.len() as u64)
 }
@@ -591,10 +637,10 @@ impl Store for PostgresStore {
     fn open_counts(&self) -> anyhow::Result<Vec<OpenCount>> {
         self.with_client("counting open findings", |c| {
             c.query(
-                "SELECT severity, rule, source_kind, count(*) FROM findings
+                "SELECT severity, rule, source_kind, confidence, count(*) FROM findings
                  WHERE status = 'open'
-                 GROUP BY severity, rule, source_kind
-                 ORDER BY severity, rule, source_kind",
+                 GROUP BY severity, rule, source_kind, confidence
+                 ORDER BY severity, rule, source_kind, confidence",
                 &[],
             )?
             .iter()
@@ -603,7 +649,8 @@ impl Store for PostgresStore {
                     severity: r.try_get(0)?,
                     rule: r.try_get(1)?,
                     source_kind: r.try_get(2)?,
-                    count: to_u64(r.try_get(3)?),
+                    confidence: r.try_get(3)?,
+                    count: to_u64(r.try_get(4)?),
                 })
             })
             .collect()

@@ -22,8 +22,8 @@ use super::{
     Detection, FINDING_VIEW_COLUMNS, FindingDetail, FindingFilter, FindingView, FinishAs,
     JOB_VIEW_COLUMNS, Job, JobId, JobOutcome, JobView, LOCATION_COLUMNS, Migration, NewFindings,
     OpenCount, RecordOutcome, SCHEMA_VERSION, SqlValue, Status, StatusChange, Store, StoreError,
-    StoredFinding, StoredLocation, Unix, finding_filter_sql, page_size, pending, sorted_with_keys,
-    to_i64, to_u32, to_u64, validate, wall_clock,
+    StoredFinding, StoredLocation, Unix, finding_filter_sql, page_size, pending,
+    reasons_from_column, sorted_with_keys, to_i64, to_u32, to_u64, validate, wall_clock,
 };
 
 /// The schema, one file per version.
@@ -35,6 +35,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("migrations/sqlite/0002_open_counts_index.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/sqlite/0003_confidence.sql"),
     },
 ];
 
@@ -201,6 +205,8 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<FindingView> {
             redacted: r.get(4)?,
             validation: r.get(5)?,
             source_kind: r.get(6)?,
+            confidence: r.get(14)?,
+            reasons: reasons_from_column(&r.get::<_, String>(15)?),
         },
         status: parsed(r, 7)?,
         first_seen: r.get(8)?,
@@ -268,9 +274,17 @@ impl Store for SqliteStore {
             let mut new_locations = 0u64;
             let mut insert_finding = tx.prepare_cached(
                 "INSERT INTO findings (fingerprint, rule, rule_name, severity, redacted, validation,
-                     source_kind, first_seen, content_created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     source_kind, first_seen, content_created, confidence, reasons)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (fingerprint) DO NOTHING",
+            )?;
+            // A known finding's confidence is raised by a more confident detection, never
+            // lowered; its reasons go with it.
+            let mut raise_confidence = tx.prepare_cached(
+                "UPDATE findings SET confidence = ?2, reasons = ?3
+                 WHERE fingerprint = ?1
+                   AND (CASE ?2 WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END)
+                     > (CASE confidence WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END)",
             )?;
             let mut insert_location = tx.prepare_cached(
                 "INSERT INTO locations (fingerprint, key, source, source_kind, repository,
@@ -292,6 +306,7 @@ impl Store for SqliteStore {
             )?;
             for (d, key) in &sorted {
                 let (f, l) = (&d.finding, &d.location);
+                let reasons = f.reasons_column();
                 let created = insert_finding.execute(params![
                     f.fingerprint,
                     f.rule,
@@ -302,9 +317,13 @@ impl Store for SqliteStore {
                     f.source_kind,
                     detected_at,
                     l.content_created,
+                    f.confidence,
+                    reasons,
                 ])?;
                 if created == 1 {
                     new.created(d);
+                } else {
+                    raise_confidence.execute(params![f.fingerprint, f.confidence, reasons])?;
                 }
                 new.seen(d);
                 let inserted = insert_location.execute(params![
@@ -420,17 +439,18 @@ impl Store for SqliteStore {
     fn open_counts(&self) -> anyhow::Result<Vec<OpenCount>> {
         self.read("counting open findings", |tx| {
             tx.prepare_cached(
-                "SELECT severity, rule, source_kind, count(*) FROM findings
+                "SELECT severity, rule, source_kind, confidence, count(*) FROM findings
                  WHERE status = 'open'
-                 GROUP BY severity, rule, source_kind
-                 ORDER BY severity, rule, source_kind",
+                 GROUP BY severity, rule, source_kind, confidence
+                 ORDER BY severity, rule, source_kind, confidence",
             )?
             .query_map([], |r| {
                 Ok(OpenCount {
                     severity: r.get(0)?,
                     rule: r.get(1)?,
                     source_kind: r.get(2)?,
-                    count: to_u64(r.get(3)?),
+                    confidence: r.get(3)?,
+                    count: to_u64(r.get(4)?),
                 })
             })?
             .collect()

@@ -94,13 +94,13 @@ fn git_push_and_clone_without_hook(store: Option<&str>) {
     // Metrics: both new findings counted; the open gauge follows the store.
     let text = harness_wait_metric(
         &d,
-        r#"keyward_findings_new_total{severity="high",source_kind="git"}"#,
+        r#"keyward_findings_new_total{confidence="high",severity="high",source_kind="git"}"#,
         2.0,
     );
     assert_eq!(
         metric_in(
             &text,
-            r#"keyward_findings_open{rule="github-pat-classic",severity="high",source_kind="git"}"#
+            r#"keyward_findings_open{confidence="high",rule="github-pat-classic",severity="high",source_kind="git"}"#
         ),
         Some(1.0),
         "{text}"
@@ -606,4 +606,183 @@ fn serve_sigterm_puts_a_running_scan_back_in_the_queue() {
         s["source"] == "app" && s["state"] == "done" && s["findings"] == 1 && s["attempts"] == 2
     });
     assert!(failed_then_done, "{scans:#?}");
+}
+
+/// Finds `fingerprint` in a listing.
+fn listed<'a>(list: &'a [serde_json::Value], fingerprint: &str) -> Option<&'a serde_json::Value> {
+    list.iter().find(|f| f["fingerprint"] == fingerprint)
+}
+
+/// The sum of every series of the integer `metric` whose labels include `label`.
+fn metric_sum(text: &str, metric: &str, label: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("not an integer sample: {l}"))
+        })
+        .sum()
+}
+
+#[test]
+fn serve_stores_each_secrets_confidence_and_lists_medium_and_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    let (real, fixture, documented) = (gh_token(3401), gh_token(3402), gh_token(3403));
+    let w = |rel: &str, text: &str| crate::support::write(&repo, rel, text);
+    // A deployed token: high.
+    w("deploy/app.env", &format!("GITHUB_TOKEN={real}\n"));
+    // A checksummed token in a fixture: high, less one step for the path.
+    w(
+        "tests/fixtures/x.json",
+        &format!("{{\"token\": \"{fixture}\"}}\n"),
+    );
+    // A generic password in a test function: low.
+    w(
+        "tests/login_test.py",
+        "def test_login():\n    password = \"Vq8#kTz2pLw9xR\"\n    assert login(password)\n",
+    );
+    // A token in a config and in the docs: the secret (not its config place alone) is lowered
+    // for being documented. Grouped before recording, both places carry that.
+    w("config/app.env", &format!("GITHUB_TOKEN={documented}\n"));
+    w(
+        "docs/setup.md",
+        &format!("Set `GITHUB_TOKEN={documented}` in config/app.env.\n"),
+    );
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "tokens"]);
+
+    let body = format!(
+        "{FAST}\n[[repository]]\nname = \"r\"\npath = {:?}\npoll-interval = \"1h\"\n",
+        repo.display().to_string()
+    );
+    let d = Daemon::start(dir.path(), &body);
+    d.wait_idle(Duration::from_secs(30));
+    let fp = |token: &str| {
+        keyward_detectors::Fingerprint::of("github-pat-classic", token.as_bytes())
+            .as_str()
+            .to_owned()
+    };
+    let (real_fp, fixture_fp, documented_fp) = (fp(&real), fp(&fixture), fp(&documented));
+
+    // The API without the parameter lists every confidence, as `low` does.
+    let all = d.findings("");
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(d.findings("confidence=low").len(), 4);
+    let password = all
+        .iter()
+        .find(|f| f["rule"] != "github-pat-classic")
+        .expect("the password is stored");
+    assert_eq!(password["confidence"], "low", "{password}");
+    assert_eq!(
+        password["reasons"],
+        json!(["keyword-and-value", "test-code", "test-path"])
+    );
+    let password_fp = password["fingerprint"].as_str().unwrap().to_owned();
+
+    // Medium and up: exactly the three tokens, each at the secret's confidence.
+    let medium = d.findings("confidence=medium");
+    assert_eq!(medium.len(), 3, "{medium:#?}");
+    for (fingerprint, confidence, reasons, locations) in [
+        (&real_fp, "high", json!(["checksum-verified"]), 1),
+        (
+            &fixture_fp,
+            "medium",
+            json!(["checksum-verified", "test-path"]),
+            1,
+        ),
+        (
+            &documented_fp,
+            "medium",
+            json!(["checksum-verified", "seen-in-documentation"]),
+            2,
+        ),
+    ] {
+        let f = listed(&medium, fingerprint)
+            .unwrap_or_else(|| panic!("{fingerprint} not listed: {medium:#?}"));
+        assert_eq!(f["confidence"], confidence, "{f}");
+        assert_eq!(f["reasons"], reasons, "{f}");
+        assert_eq!(f["locations"], locations, "{f}");
+    }
+    let high = d.findings("confidence=high");
+    assert_eq!(high.len(), 1);
+    assert_eq!(high[0]["fingerprint"], real_fp.as_str());
+    assert_eq!(d.findings("confidence=medium&status=resolved").len(), 0);
+    let (s, err) = d.get("/v1/findings?confidence=certain");
+    assert_eq!(s, 400);
+    assert!(
+        err["error"].as_str().unwrap().contains("confidence"),
+        "{err}"
+    );
+    let (_, detail) = d.get(&format!("/v1/findings/{documented_fp}"));
+    assert_eq!(detail["confidence"], "medium");
+    assert_eq!(detail["location_list"].as_array().unwrap().len(), 2);
+
+    // Metrics: new findings and open findings by confidence.
+    let text = d.metrics();
+    let new = "keyward_findings_new_total";
+    assert_eq!(
+        metric_in(
+            &text,
+            r#"keyward_findings_new_total{confidence="high",severity="high",source_kind="git"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_in(
+            &text,
+            r#"keyward_findings_new_total{confidence="medium",severity="high",source_kind="git"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(metric_sum(&text, new, r#"confidence="low""#), 1, "{text}");
+    assert_eq!(
+        metric_sum(&text, "keyward_findings_open", r#"confidence="medium""#),
+        2,
+        "{text}"
+    );
+
+    // `keyward findings list`: medium and up by default, as the scan reports.
+    let cli = |args: &[&str]| {
+        let out = crate::support::keyward()
+            .args(["findings"])
+            .args(args)
+            .arg("--socket")
+            .arg(&d.socket)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", crate::support::stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = cli(&["list"]);
+    for f in [&real_fp, &fixture_fp, &documented_fp] {
+        assert!(list.contains(f.as_str()), "{f} not listed:\n{list}");
+    }
+    assert!(
+        !list.contains(&password_fp),
+        "the low one is listed:\n{list}"
+    );
+    assert!(
+        list.contains(&format!("HIGH     high   {real_fp} github-pat-classic")),
+        "{list}"
+    );
+    assert!(
+        list.ends_with("3 findings of medium confidence and up (--confidence low lists all)\n"),
+        "{list}"
+    );
+    let list = cli(&["list", "--confidence", "low"]);
+    assert!(list.contains(&password_fp), "{list}");
+    assert!(list.ends_with("\n4 findings\n"), "{list}");
+    let list = cli(&["list", "--confidence", "high"]);
+    assert!(list.ends_with("\n1 finding of high confidence\n"), "{list}");
+    let show = cli(&["show", &documented_fp]);
+    assert!(
+        show.contains("  confidence   medium (checksum-verified, seen-in-documentation)\n"),
+        "{show}"
+    );
 }

@@ -55,7 +55,7 @@ fn serve_alerts_promtool_check_metrics_passes_on_the_live_daemon() {
         let t = d.metrics();
         metric_in(
             &t,
-            r#"keyward_findings_open{rule="github-pat-classic",severity="high",source_kind="git"}"#,
+            r#"keyward_findings_open{confidence="high",rule="github-pat-classic",severity="high",source_kind="git"}"#,
         )
         .is_some()
         .then_some(t)
@@ -113,7 +113,8 @@ fn serve_alerts_pushed_secret_pages_through_prometheus_and_alertmanager() {
     let prom = Prometheus::start(&format!("127.0.0.1:{}", d.port), &rules, Some(&am.addr()));
 
     // `increase()` needs the counter's 0 before the finding: wait until Prometheus has it.
-    let series = r#"keyward_findings_new_total{severity="high",source_kind="git"}"#;
+    let series =
+        r#"keyward_findings_new_total{confidence="high",severity="high",source_kind="git"}"#;
     let scraped = keyward_tests::wait_for(Duration::from_secs(30), || {
         let r = prom.query(series);
         (r[0]["value"][1] == "0").then_some(())
@@ -499,7 +500,7 @@ fn serve_alerts_openapi_matches_the_live_server() {
             "GET",
             "/v1/findings",
             "/v1/findings?status=open&severity=high&rule=github-pat-classic&source=git\
-             &since=2000-01-01T00:00:00Z&limit=50&offset=0",
+             &since=2000-01-01T00:00:00Z&confidence=medium&limit=50&offset=0",
             Body::None,
             200,
         ),
@@ -521,6 +522,13 @@ fn serve_alerts_openapi_matches_the_live_server() {
             "GET",
             "/v1/findings",
             "/v1/findings?colour=red",
+            Body::None,
+            400,
+        ),
+        case(
+            "GET",
+            "/v1/findings",
+            "/v1/findings?confidence=certain",
             Body::None,
             400,
         ),

@@ -17,7 +17,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const NEW_HIGH: &str = r#"keyward_findings_new_total{severity="high",source_kind="image"}"#;
+/// New high-severity findings: the planted tokens stand in `key.txt`, and a `.txt` file counts
+/// as documentation, so they are of medium confidence.
+const NEW_HIGH: &str =
+    r#"keyward_findings_new_total{confidence="medium",severity="high",source_kind="image"}"#;
 const LAYERS: &str = "keyward_scanned_layers_total";
 const OBJECTS: &str = r#"keyward_scanned_objects_total{source_kind="image"}"#;
 const SCANS_OK: &str = r#"keyward_scans_total{outcome="ok",source_kind="image"}"#;

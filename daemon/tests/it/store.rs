@@ -13,6 +13,7 @@ use keyward::store::{
     OpenCount, SCHEMA_VERSION, Status, StatusChange, Store, StoreError, StoredFinding,
     StoredLocation,
 };
+use keyward_detectors::Confidence;
 use keyward_tests::{Postgres, random_name};
 
 /// One server for the whole binary. Statics are never dropped, so a watchdog stops it once this
@@ -111,6 +112,20 @@ impl Fx {
         }
     }
 
+    /// Runs SQL on the store's database, outside the store; whether it succeeded.
+    fn try_exec(&self, sql: &str) -> bool {
+        match self.backend {
+            Backend::Sqlite => rusqlite::Connection::open(self.db_path())
+                .unwrap()
+                .execute_batch(sql)
+                .is_ok(),
+            Backend::Postgres => ::postgres::Client::connect(&self.spec, ::postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .is_ok(),
+        }
+    }
+
     /// One bigint value, outside the store.
     fn query_i64(&self, sql: &str) -> i64 {
         match self.backend {
@@ -159,6 +174,9 @@ both!(
     newer_schema_is_refused,
     invalid_values_are_refused,
     large_batches_and_duplicates,
+    confidence_is_raised_never_lowered,
+    list_filters_by_confidence,
+    schema_2_store_migrates_to_confidence,
 );
 
 fn finding(fp: &str, rule: &str, severity: &str, kind: &str) -> StoredFinding {
@@ -170,6 +188,17 @@ fn finding(fp: &str, rule: &str, severity: &str, kind: &str) -> StoredFinding {
         redacted: format!("{}…zz", &fp[..3]),
         validation: "none".to_owned(),
         source_kind: kind.to_owned(),
+        confidence: "medium".to_owned(),
+        reasons: vec!["keyword-and-value".to_owned()],
+    }
+}
+
+/// `f` at another confidence, with these reasons.
+fn at(f: &StoredFinding, confidence: &str, reasons: &[&str]) -> StoredFinding {
+    StoredFinding {
+        confidence: confidence.to_owned(),
+        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+        ..f.clone()
     }
 }
 
@@ -273,6 +302,7 @@ fn record_makes_one_finding_per_fingerprint(fx: &Fx) {
             severity: "high".into(),
             rule: "github-pat".into(),
             source_kind: "git".into(),
+            confidence: "medium".into(),
             time_to_detect: Some(9_000.0),
         }]
     );
@@ -359,6 +389,7 @@ fn new_findings_and_time_to_detect(fx: &Fx) {
         severity: f.severity.clone(),
         rule: f.rule.clone(),
         source_kind: f.source_kind.clone(),
+        confidence: f.confidence.clone(),
         time_to_detect: ttd,
     };
     // In fingerprint order; the known finding is not new; a content date after the detection
@@ -741,6 +772,7 @@ fn open_counts_group_open_findings(fx: &Fx) {
         severity: sev.into(),
         rule: rule.into(),
         source_kind: kind.into(),
+        confidence: "medium".into(),
         count,
     };
     assert_eq!(
@@ -764,6 +796,22 @@ fn open_counts_group_open_findings(fx: &Fx) {
         ]
     );
     assert_eq!(s.count_findings().unwrap(), 5);
+
+    // Confidence is one more bucket: a low r1 finding in git beside the medium one.
+    let f6 = at(&finding("fp-6", "r1", "high", "git"), "low", &["test-path"]);
+    s.record(&[det(&f6, &l)], 400).unwrap();
+    let counts = s.open_counts().unwrap();
+    assert_eq!(
+        counts[1..3],
+        [
+            OpenCount {
+                confidence: "low".into(),
+                ..count("high", "r1", "git", 1)
+            },
+            count("high", "r1", "git", 1),
+        ],
+        "{counts:?}"
+    );
 }
 
 fn finding_detail_round_trips(fx: &Fx) {
@@ -1114,8 +1162,18 @@ fn invalid_values_are_refused(fx: &Fx) {
         severity: "urgent".into(),
         ..good.clone()
     };
+    let bad_confidence = StoredFinding {
+        fingerprint: "fp-x".into(),
+        confidence: "certain".into(),
+        ..good.clone()
+    };
+    let bad_reason = StoredFinding {
+        fingerprint: "fp-y".into(),
+        reasons: vec!["test-path,provider-prefix".into()],
+        ..good.clone()
+    };
     let l = loc("src", "file", "x");
-    for bad in [bad_kind, bad_severity] {
+    for bad in [bad_kind, bad_severity, bad_confidence, bad_reason] {
         // Nothing of a refused batch is written, even its valid detections.
         let err = s.record(&[det(&good, &l), det(&bad, &l)], 100).unwrap_err();
         assert!(
@@ -1162,6 +1220,7 @@ fn large_batches_and_duplicates(fx: &Fx) {
         severity: f.severity.clone(),
         rule: f.rule.clone(),
         source_kind: f.source_kind.clone(),
+        confidence: f.confidence.clone(),
         time_to_detect: ttd,
     };
     assert_eq!(
@@ -1180,6 +1239,275 @@ fn large_batches_and_duplicates(fx: &Fx) {
     let v = s.finding("fp-big").unwrap().unwrap().view;
     assert_eq!((v.locations, v.content_created), (2002, Some(100)));
     assert_eq!(s.count_findings().unwrap(), 2);
+}
+
+fn confidence_is_raised_never_lowered(fx: &Fx) {
+    let s = fx.open();
+    let base = finding("fp-c", "github-pat-classic", "high", "git");
+    let low = at(
+        &base,
+        "low",
+        &["checksum-verified", "provider-prefix", "test-path"],
+    );
+    let medium = at(
+        &base,
+        "medium",
+        &["checksum-verified", "provider-prefix", "test-code"],
+    );
+    let high = at(&base, "high", &["checksum-verified", "provider-prefix"]);
+    let stored = |s: &dyn Store| s.finding("fp-c").unwrap().unwrap().view;
+
+    // First seen in a test fixture: low.
+    let out = s
+        .record(
+            &[det(&low, &loc("repo", "git", "tests/fixtures/x.json"))],
+            100,
+        )
+        .unwrap();
+    assert_eq!(out.new_findings.len(), 1);
+    assert_eq!(out.new_findings[0].confidence, "low");
+    assert_eq!(stored(&*s).finding, low);
+
+    // Then in a deployed config: raised to high, with the high sighting's reasons.
+    let out = s
+        .record(&[det(&high, &loc("repo", "git", "deploy/app.env"))], 200)
+        .unwrap();
+    assert_eq!((out.new_findings.len(), out.new_locations), (0, 1));
+    let v = stored(&*s);
+    assert_eq!(v.finding, high);
+    assert_eq!(v.finding.confidence, "high");
+    assert_eq!(v.finding.reasons, ["checksum-verified", "provider-prefix"]);
+    assert_eq!((v.first_seen, v.locations), (100, 2));
+
+    // Low again, and medium: never lowered; the places are still recorded.
+    let out = s
+        .record(
+            &[
+                det(&low, &loc("repo", "git", "tests/other.json")),
+                det(&medium, &loc("repo", "git", "src/lib_test.py")),
+            ],
+            300,
+        )
+        .unwrap();
+    assert_eq!((out.new_findings.len(), out.new_locations), (0, 2));
+    let v = stored(&*s);
+    assert_eq!(v.finding, high);
+    assert_eq!(v.locations, 4);
+
+    // The status is the operator's: a raise does not touch it.
+    let other = at(&finding("fp-d", "r", "high", "git"), "low", &["test-path"]);
+    s.record(&[det(&other, &loc("repo", "git", "a"))], 400)
+        .unwrap();
+    s.set_status("fp-d", Status::Ignored, "alice", "a test key", 410)
+        .unwrap();
+    s.record(
+        &[det(&at(&other, "medium", &[]), &loc("repo", "git", "b"))],
+        420,
+    )
+    .unwrap();
+    let v = s.finding("fp-d").unwrap().unwrap().view;
+    assert_eq!(
+        (v.finding.confidence.as_str(), v.status),
+        ("medium", Status::Ignored)
+    );
+    assert!(v.finding.reasons.is_empty());
+
+    // One batch of a new secret at several confidences: created at the highest, whichever
+    // order the places come in and (PostgreSQL) whichever round of statements holds it.
+    let many = finding("fp-m", "r", "high", "git");
+    let mut detections: Vec<Detection> = (0..2001u64)
+        .map(|i| {
+            det(
+                &at(&many, "low", &["test-path"]),
+                &loc("repo", "git", &format!("t{i}")),
+            )
+        })
+        .collect();
+    detections.insert(
+        1000,
+        det(
+            &at(&many, "high", &["provider-prefix"]),
+            &loc("repo", "git", "prod.env"),
+        ),
+    );
+    let out = s.record(&detections, 500).unwrap();
+    assert_eq!(out.new_findings.len(), 1);
+    assert_eq!(out.new_findings[0].confidence, "high");
+    let v = s.finding("fp-m").unwrap().unwrap().view;
+    assert_eq!(
+        (
+            v.finding.confidence.as_str(),
+            v.finding.reasons.as_slice(),
+            v.locations
+        ),
+        ("high", &["provider-prefix".to_owned()][..], 2002)
+    );
+
+    // The API's JSON.
+    let json = serde_json::to_value(s.finding("fp-c").unwrap().unwrap()).unwrap();
+    assert_eq!(json["confidence"], "high");
+    assert_eq!(
+        json["reasons"],
+        serde_json::json!(["checksum-verified", "provider-prefix"])
+    );
+}
+
+fn list_filters_by_confidence(fx: &Fx) {
+    let s = fx.open();
+    let l = loc("src", "file", "x");
+    let low = at(
+        &finding("fp-low", "r", "high", "file"),
+        "low",
+        &["test-path"],
+    );
+    let medium = finding("fp-med", "r", "high", "file");
+    let high = at(
+        &finding("fp-high", "r", "high", "file"),
+        "high",
+        &["provider-prefix"],
+    );
+    s.record(&[det(&high, &l)], 100).unwrap();
+    s.record(&[det(&low, &l)], 200).unwrap();
+    s.record(&[det(&medium, &l)], 300).unwrap();
+    let list = |confidence, status| {
+        fingerprints(
+            &*s,
+            &FindingFilter {
+                confidence,
+                status,
+                ..FindingFilter::default()
+            },
+        )
+    };
+    // Newest first, as every listing.
+    assert_eq!(list(None, None), ["fp-med", "fp-low", "fp-high"]);
+    assert_eq!(
+        list(Some(Confidence::Low), None),
+        ["fp-med", "fp-low", "fp-high"]
+    );
+    assert_eq!(list(Some(Confidence::Medium), None), ["fp-med", "fp-high"]);
+    assert_eq!(list(Some(Confidence::High), None), ["fp-high"]);
+    s.set_status("fp-high", Status::Resolved, "a", "rotated", 400)
+        .unwrap();
+    assert_eq!(
+        list(Some(Confidence::Medium), Some(Status::Open)),
+        ["fp-med"]
+    );
+    // Raised: now listed at medium and up.
+    s.record(&[det(&at(&low, "medium", &[]), &l)], 500).unwrap();
+    assert_eq!(
+        list(Some(Confidence::Medium), Some(Status::Open)),
+        ["fp-med", "fp-low"]
+    );
+}
+
+/// A store made by the schema 2 migration files, with a finding in it, then opened by this
+/// binary.
+fn schema_2_store_migrates_to_confidence(fx: &Fx) {
+    let (v1, v2, int) = match fx.backend {
+        Backend::Sqlite => (
+            include_str!("../../src/store/migrations/sqlite/0001_init.sql"),
+            include_str!("../../src/store/migrations/sqlite/0002_open_counts_index.sql"),
+            "INTEGER",
+        ),
+        Backend::Postgres => (
+            include_str!("../../src/store/migrations/postgres/0001_init.sql"),
+            include_str!("../../src/store/migrations/postgres/0002_open_counts_index.sql"),
+            "BIGINT",
+        ),
+    };
+    fx.exec(&format!(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, \
+             applied_at {int} NOT NULL);
+         {v1}
+         {v2}
+         INSERT INTO schema_version (version, applied_at) VALUES (1, 10), (2, 20);
+         INSERT INTO findings (fingerprint, rule, rule_name, severity, redacted, validation,
+             source_kind, status, first_seen, content_created, location_count,
+             status_changed_at, status_changed_by, status_reason)
+         VALUES ('fp-old', 'github-pat-classic', 'GitHub token', 'high', 'ghp_…zz',
+             'checksum-ok', 'git', 'resolved', 100, 50, 1, 150, 'alice', 'rotated'),
+             ('fp-old2', 'generic-password', 'Password', 'medium', 'hu…r2', 'none', 'file',
+             'open', 200, NULL, 0, NULL, NULL, NULL);
+         INSERT INTO locations (fingerprint, key, source, source_kind, path, line, col, deleted,
+             first_seen)
+         VALUES ('fp-old', 'k1', 'repo', 'git', 'a.env', 1, 1, (1 = 0), 100);"
+    ));
+
+    let s = fx.open();
+    assert_eq!(
+        fx.query_i64("SELECT CAST(max(version) AS BIGINT) FROM schema_version"),
+        3
+    );
+    assert_eq!(SCHEMA_VERSION, 3);
+    // The rows are kept, at medium with no reasons.
+    let d = s.finding("fp-old").unwrap().unwrap();
+    assert_eq!(
+        d.view.finding,
+        StoredFinding {
+            fingerprint: "fp-old".into(),
+            rule: "github-pat-classic".into(),
+            rule_name: "GitHub token".into(),
+            severity: "high".into(),
+            redacted: "ghp_…zz".into(),
+            validation: "checksum-ok".into(),
+            source_kind: "git".into(),
+            confidence: "medium".into(),
+            reasons: vec![],
+        }
+    );
+    assert_eq!(d.view.status, Status::Resolved);
+    assert_eq!(d.view.status_changed_by.as_deref(), Some("alice"));
+    assert_eq!((d.view.first_seen, d.view.content_created), (100, Some(50)));
+    assert_eq!(d.location_list.len(), 1);
+    assert_eq!(d.location_list[0].path.as_deref(), Some("a.env"));
+    assert_eq!(s.count_findings().unwrap(), 2);
+    assert_eq!(
+        fx.query_i64("SELECT count(*) FROM findings WHERE confidence = 'medium' AND reasons = ''"),
+        2
+    );
+    // Listed at medium and up, not at high; the confidence index is there.
+    let medium_up = FindingFilter {
+        confidence: Some(Confidence::Medium),
+        ..FindingFilter::default()
+    };
+    assert_eq!(fingerprints(&*s, &medium_up), ["fp-old2", "fp-old"]);
+    let index = match fx.backend {
+        Backend::Sqlite => {
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
+             AND name IN ('findings_confidence', 'findings_open_counts')"
+        }
+        Backend::Postgres => {
+            "SELECT count(*) FROM pg_indexes \
+             WHERE indexname IN ('findings_confidence', 'findings_open_counts')"
+        }
+    };
+    assert_eq!(fx.query_i64(index), 2);
+    // The column is a closed set.
+    assert!(
+        !fx.try_exec("UPDATE findings SET confidence = 'certain' WHERE fingerprint = 'fp-old'"),
+        "the CHECK constraint let 'certain' in"
+    );
+    // A migrated finding is raised like any other.
+    let raised = StoredFinding {
+        confidence: "high".into(),
+        reasons: vec!["checksum-verified".into(), "provider-prefix".into()],
+        ..d.view.finding.clone()
+    };
+    s.record(&[det(&raised, &loc("repo", "git", "b.env"))], 300)
+        .unwrap();
+    let v = s.finding("fp-old").unwrap().unwrap().view;
+    assert_eq!((v.finding, v.locations), (raised, 2));
+    assert_eq!(
+        s.open_counts().unwrap(),
+        vec![OpenCount {
+            severity: "medium".into(),
+            rule: "generic-password".into(),
+            source_kind: "file".into(),
+            confidence: "medium".into(),
+            count: 1,
+        }]
+    );
 }
 
 // SQLite only.
@@ -1215,6 +1543,8 @@ fn sqlite_files_never_hold_a_secret_value() {
         redacted: "ghp_R7…mv".into(),
         validation: "checksum-ok".into(),
         source_kind: "git".into(),
+        confidence: "high".into(),
+        reasons: vec!["checksum-verified".into(), "provider-prefix".into()],
     };
     let s = fx.open();
     s.record(

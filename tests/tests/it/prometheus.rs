@@ -47,7 +47,7 @@ fn example_configs_are_valid() {
 }
 
 /// The daemon's new-findings counter, pre-initialised to 0 as `keyward serve` exports it, with
-/// the git/critical series at `critical_git`.
+/// the git/critical/high-confidence series at `critical_git`.
 fn metrics(critical_git: u32) -> String {
     let mut text = String::from(
         "# HELP keyward_findings_new_total New findings.\n\
@@ -55,14 +55,16 @@ fn metrics(critical_git: u32) -> String {
     );
     for severity in ["critical", "high", "medium", "low"] {
         for kind in ["git", "image", "file"] {
-            let v = if (severity, kind) == ("critical", "git") {
-                critical_git
-            } else {
-                0
-            };
-            text += &format!(
-                "keyward_findings_new_total{{severity=\"{severity}\",source_kind=\"{kind}\"}} {v}\n"
-            );
+            for confidence in ["low", "medium", "high"] {
+                let v = if (severity, kind, confidence) == ("critical", "git", "high") {
+                    critical_git
+                } else {
+                    0
+                };
+                text += &format!(
+                    "keyward_findings_new_total{{confidence=\"{confidence}\",severity=\"{severity}\",source_kind=\"{kind}\"}} {v}\n"
+                );
+            }
         }
     }
     text + "# TYPE keyward_store_up gauge\nkeyward_store_up 1\n"
@@ -79,7 +81,7 @@ fn new_critical_finding_reaches_the_webhook() {
     // `increase` needs the 0 before the 1: wait for two scrapes of the counter at 0.
     let scraped = keyward_tests::wait_for(Duration::from_secs(30), || {
         let r = prom.query(
-            r#"count_over_time(keyward_findings_new_total{severity="critical",source_kind="git"}[1m]) >= 2"#,
+            r#"count_over_time(keyward_findings_new_total{confidence="high",severity="critical",source_kind="git"}[1m]) >= 2"#,
         );
         (!r.as_array()?.is_empty()).then_some(())
     });
