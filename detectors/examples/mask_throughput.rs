@@ -26,11 +26,27 @@ impl Rng {
     }
 }
 
-const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_.:\"\\&%";
+const ALPHABET: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_.:\"\\&%";
 
 const CRATES: &[&str] = &[
-    "serde", "tokio", "hyper", "regex", "aho-corasick", "memchr", "rustls", "ring", "clap",
-    "tracing", "futures-util", "bytes", "syn", "quote", "proc-macro2", "libc", "anyhow",
+    "serde",
+    "tokio",
+    "hyper",
+    "regex",
+    "aho-corasick",
+    "memchr",
+    "rustls",
+    "ring",
+    "clap",
+    "tracing",
+    "futures-util",
+    "bytes",
+    "syn",
+    "quote",
+    "proc-macro2",
+    "libc",
+    "anyhow",
 ];
 
 fn log_line(rng: &mut Rng, out: &mut Vec<u8>) {
@@ -51,10 +67,7 @@ fn log_line(rng: &mut Rng, out: &mut Vec<u8>) {
             rng.below(900),
             rng.below(99)
         ),
-        2 => format!(
-            "test tests::{c}::case_{} ... ok\n",
-            rng.below(10_000)
-        ),
+        2 => format!("test tests::{c}::case_{} ... ok\n", rng.below(10_000)),
         3 => format!(
             "[{:02}:{:02}:{:02}] INFO  fetching https://registry.example.com/v2/{c}/blobs/sha256:{:016x}{:016x}\n",
             rng.below(24),

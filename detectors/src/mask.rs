@@ -339,7 +339,9 @@ impl MaskStream<'_> {
         }
         // The first position from which the rest of the buffer could still begin a form.
         let lo = last_end.max(n.saturating_sub(m.max_len.saturating_sub(1)));
-        let live = (lo..limit).find(|&s| m.is_prefix(&buf[s..])).unwrap_or(limit);
+        let live = (lo..limit)
+            .find(|&s| m.is_prefix(&buf[s..]))
+            .unwrap_or(limit);
         let hold = if mode == Mode::Idle && n - live < MIN_MASK_LEN {
             // Release the short prefix but keep it as context.
             if pos < n {
@@ -385,7 +387,16 @@ mod tests {
         let json = serde_json::to_string(V).unwrap();
         assert_eq!(url, "s3cr3t%2Ftok%2Ben%3D%22x%22%26y");
         assert_eq!(json, r#""s3cr3t/tok+en=\"x\"&y""#);
-        for form in [V, &b64, &b64np, &b64u, &b64unp, &url, &urll, &json[1..json.len() - 1]] {
+        for form in [
+            V,
+            &b64,
+            &b64np,
+            &b64u,
+            &b64unp,
+            &url,
+            &urll,
+            &json[1..json.len() - 1],
+        ] {
             let text = format!("before {form} after\n");
             let got = String::from_utf8(m.mask_all(text.as_bytes())).unwrap();
             assert_eq!(got, "before *** after\n", "form {form:?}");
@@ -457,7 +468,11 @@ mod tests {
         assert_eq!(m.mask_all(b"[abcdef12345]"), b"[***45]");
         let text = b"[abcdef123456zzz] [abcdef123]";
         for i in 0..=text.len() {
-            assert_eq!(all(&m, &[&text[..i], &text[i..]]), b"[***zzz] [***]", "split {i}");
+            assert_eq!(
+                all(&m, &[&text[..i], &text[i..]]),
+                b"[***zzz] [***]",
+                "split {i}"
+            );
         }
     }
 

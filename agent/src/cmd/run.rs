@@ -184,12 +184,14 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
         }
     };
     let pumps = [
-        child.stdout.take().map(|r| {
-            tokio::spawn(pump(Arc::clone(&masker), r, tokio::io::stdout()))
-        }),
-        child.stderr.take().map(|r| {
-            tokio::spawn(pump(Arc::clone(&masker), r, tokio::io::stderr()))
-        }),
+        child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(pump(Arc::clone(&masker), r, tokio::io::stdout()))),
+        child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(pump(Arc::clone(&masker), r, tokio::io::stderr()))),
     ];
     drop(masker);
     let pid = child

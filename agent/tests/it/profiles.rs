@@ -218,8 +218,15 @@ fn run_masks_issued_values_in_the_command_output() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "exit status passes through\n{stderr}");
-    assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"), "{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit status passes through\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("s3cret") && !stderr.contains("s3cret"),
+        "{stdout}\n{stderr}"
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "plain=***", "{stdout}");
     assert_eq!(lines[1], "b64=***", "{stdout}");
