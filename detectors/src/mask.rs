@@ -39,6 +39,16 @@ pub const MIN_MASK_LEN: usize = 6;
 /// What a masked value is replaced with.
 pub const MASK: &[u8] = b"***";
 
+/// Width of the sampled windows of the prefilter.
+const GRAM: usize = 4;
+/// Size of the prefilter's bitmap (2 MiB: a few percent of bits set for thousands of forms).
+const GRAM_BITS: usize = 1 << 24;
+
+fn gram_hash(w: &[u8]) -> usize {
+    let x = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+    (x.wrapping_mul(0x9E37_79B1) >> 8) as usize
+}
+
 /// Bytes that percent-encoding leaves alone (RFC 3986 "unreserved").
 fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
@@ -98,6 +108,11 @@ pub struct Masker {
     starts: [bool; 256],
     /// Length of the longest form.
     max_len: usize,
+    /// Sampling filter: bit `h(g)` is set for every 4-byte substring `g` of every form.
+    grams: Vec<u64>,
+    /// Distance between sampled windows: `shortest form - GRAM + 1`, so every occurrence of a
+    /// form contains a sampled window.
+    step: usize,
     values: usize,
     skipped_short: usize,
 }
@@ -144,6 +159,14 @@ impl Masker {
             starts[usize::from(f[0])] = true;
         }
         let max_len = sorted.iter().map(|f| f.len()).max().unwrap_or(0);
+        let min_len = sorted.iter().map(|f| f.len()).min().unwrap_or(GRAM);
+        let mut grams = vec![0_u64; GRAM_BITS / 64];
+        for f in &sorted {
+            for w in f.windows(GRAM) {
+                let h = gram_hash(w);
+                grams[h / 64] |= 1 << (h % 64);
+            }
+        }
         let automaton = if sorted.is_empty() {
             None
         } else {
@@ -166,6 +189,8 @@ impl Masker {
             sorted,
             starts,
             max_len,
+            grams,
+            step: min_len + 1 - GRAM,
             values: count,
             skipped_short,
         }
@@ -207,6 +232,39 @@ impl Masker {
             held: Zeroizing::new(Vec::new()),
             ctx: 0,
         }
+    }
+
+    /// Every leftmost-longest match in `buf`, as `(start, end)`.
+    ///
+    /// Instead of running the automaton over all of `buf`, samples a 4-byte window every
+    /// `step` bytes: a form of length `>= step + 3` always contains a sampled window, so only
+    /// the surroundings of windows found in the bitmap (all within one longest form of it) are
+    /// searched. Overlapping surroundings are merged, so a match never spans two regions and the
+    /// result is the same as one search over `buf`.
+    fn hits<'a>(
+        &'a self,
+        ac: &'a AhoCorasick,
+        buf: &'a [u8],
+    ) -> impl Iterator<Item = aho_corasick::Match> + 'a {
+        let n = buf.len();
+        let reach = self.max_len;
+        let mut regions: Vec<(usize, usize)> = Vec::new();
+        let mut j = 0;
+        while j + GRAM <= n {
+            let h = gram_hash(&buf[j..j + GRAM]);
+            if self.grams[h / 64] & (1 << (h % 64)) != 0 {
+                let lo = (j + GRAM).saturating_sub(reach);
+                let hi = (j + reach).min(n);
+                match regions.last_mut() {
+                    Some(last) if last.1 >= lo => last.1 = hi,
+                    _ => regions.push((lo, hi)),
+                }
+            }
+            j += self.step;
+        }
+        regions
+            .into_iter()
+            .flat_map(move |(lo, hi)| ac.find_iter(aho_corasick::Input::new(buf).range(lo..hi)))
     }
 
     /// Whether `tail` (non-empty) is a prefix of some form (including a whole form).
@@ -317,7 +375,7 @@ impl MaskStream<'_> {
         let mut last_end = 0;
         // Start of a match that is complete but may still grow (or be beaten by a longer one).
         let mut limit = n;
-        for hit in ac.find_iter(buf) {
+        for hit in m.hits(ac, buf) {
             if mode == Mode::Push && hit.start() + m.max_len > n {
                 limit = hit.start();
                 break;
@@ -456,6 +514,41 @@ mod tests {
         s.flush_held(&mut out);
         assert_eq!(out, b"progress: s3");
         assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn sampled_search_equals_a_full_search() {
+        // Short values over a small alphabet: many overlaps and near misses for the prefilter.
+        let mut state = 0x2545_f491_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let mut pick = |n: u32| usize::try_from(next() % n).unwrap();
+        let alphabet = b"abc=+/\"\n";
+        let values: Vec<Vec<u8>> = (0..20)
+            .map(|i| (0..6 + i % 9).map(|_| alphabet[pick(3)]).collect())
+            .collect();
+        let m = Masker::new(&values);
+        let ac = m.automaton.as_ref().unwrap();
+        let mut matched = 0;
+        for _ in 0..200 {
+            let text: Vec<u8> = (0..400).map(|_| alphabet[pick(4)]).collect();
+            let fast: Vec<_> = m.hits(ac, &text).map(|h| h.span()).collect();
+            let full: Vec<_> = ac.find_iter(&text).map(|h| h.span()).collect();
+            matched += full.len();
+            assert_eq!(fast, full);
+            let split = pick(400);
+            let mut s = m.stream();
+            let mut out = Vec::new();
+            s.push(&text[..split], &mut out);
+            s.push(&text[split..], &mut out);
+            s.finish(&mut out);
+            assert_eq!(out, m.mask_all(&text));
+        }
+        assert!(matched > 50, "{matched} matches");
     }
 
     #[test]
