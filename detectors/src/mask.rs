@@ -41,12 +41,13 @@ pub const MASK: &[u8] = b"***";
 
 /// Width of the sampled windows of the prefilter.
 const GRAM: usize = 4;
-/// Size of the prefilter's bitmap (2 MiB: a few percent of bits set for thousands of forms).
-const GRAM_BITS: usize = 1 << 24;
+/// Size of the prefilter's bitmap (512 KiB: about 5% of bits set for 5,000 forms of 40 bytes).
+const GRAM_LOG: u32 = 22;
+const GRAM_BITS: usize = 1 << GRAM_LOG;
 
 fn gram_hash(w: &[u8]) -> usize {
     let x = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-    (x.wrapping_mul(0x9E37_79B1) >> 8) as usize
+    (x.wrapping_mul(0x9E37_79B1) >> (32 - GRAM_LOG)) as usize
 }
 
 /// Bytes that percent-encoding leaves alone (RFC 3986 "unreserved").
