@@ -225,8 +225,9 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
     };
     // The command's output may still be in the pipes; a background process that inherited
     // them may keep them open forever, so wait a bounded time.
+    let drain_until = tokio::time::Instant::now() + DRAIN;
     for p in pumps.into_iter().flatten() {
-        match tokio::time::timeout(DRAIN, p).await {
+        match tokio::time::timeout_at(drain_until, p).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => warn!(error = %e, "Passing on the command's output failed."),
             Ok(Err(e)) => warn!(error = %e, "The output task failed."),
