@@ -6,10 +6,13 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use keyward_detectors::Masker;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -103,9 +106,26 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
     drop(line);
     info!(session = %session, credentials = credentials.len(), "Session opened.");
 
+    // Every issued value is masked in the command's output (also with --files: a build may
+    // cat them).
+    let masker = Arc::new(Masker::new(
+        credentials.iter().map(|c| c.value.expose().as_bytes()),
+    ));
+    if masker.skipped_short() > 0 {
+        warn!(
+            count = masker.skipped_short(),
+            min_len = keyward_detectors::MIN_MASK_LEN,
+            "Some credential values are too short to be masked in the build output."
+        );
+    }
+
     let mut cmd = tokio::process::Command::new(&args.command[0]);
+    // stdout and stderr are pipes through the masker, even when ours are a terminal: masking
+    // matters more than the command seeing a TTY (it may turn colors or progress bars off).
     cmd.args(&args.command[1..])
-        .env(env_vars::KEYWARD_SESSION, &session);
+        .env(env_vars::KEYWARD_SESSION, &session)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let files_dir = if let Some(dir) = &args.files {
         {
             std::fs::DirBuilder::new()
@@ -163,6 +183,17 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
             return Err(e);
         }
     };
+    let pumps = [
+        child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(pump(Arc::clone(&masker), r, tokio::io::stdout()))),
+        child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(pump(Arc::clone(&masker), r, tokio::io::stderr()))),
+    ];
+    drop(masker);
     let pid = child
         .id()
         .and_then(|p| i32::try_from(p).ok())
@@ -192,6 +223,17 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
             }
         }
     };
+    // The command's output may still be in the pipes; a background process that inherited
+    // them may keep them open forever, so wait a bounded time.
+    let drain_until = tokio::time::Instant::now() + DRAIN;
+    for p in pumps.into_iter().flatten() {
+        match tokio::time::timeout_at(drain_until, p).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "Passing on the command's output failed."),
+            Ok(Err(e)) => warn!(error = %e, "The output task failed."),
+            Err(_) => warn!("The command's output is still open after it exited; not waiting."),
+        }
+    }
     if !agent_gone {
         end_session(&mut client).await;
     }
@@ -199,6 +241,66 @@ pub async fn run(args: RunArgs, env: &impl Env) -> anyhow::Result<u8> {
     Ok(status
         .code()
         .map_or_else(|| 128 + status.signal().unwrap_or(0) as u8, |c| c as u8))
+}
+
+/// After this long without output, bytes held back as a possible start of a value are
+/// written (see [`keyward_detectors::MaskStream::flush_held`]).
+const IDLE_FLUSH: Duration = Duration::from_millis(50);
+
+/// How long to wait for the command's output to end after it exits.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Copies `from` to `to` through a mask stream, flushing after every read.
+async fn pump(
+    masker: Arc<Masker>,
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+) -> std::io::Result<()> {
+    let mut stream = masker.stream();
+    let mut buf = Zeroizing::new(vec![0_u8; 64 * 1024]);
+    let mut out = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    // Whether the held bytes were already offered to an idle flush (so wait without a timeout).
+    let mut idle_done = false;
+    loop {
+        let read = if stream.pending() > 0 && !idle_done {
+            match tokio::time::timeout(IDLE_FLUSH, from.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    stream.flush_held(&mut out);
+                    idle_done = true;
+                    write_out(&mut to, &mut out).await?;
+                    continue;
+                }
+            }
+        } else {
+            from.read(&mut buf).await
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                stream.finish(&mut out);
+                write_out(&mut to, &mut out).await?;
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            stream.finish(&mut out);
+            return write_out(&mut to, &mut out).await;
+        }
+        idle_done = false;
+        stream.push(&buf[..n], &mut out);
+        write_out(&mut to, &mut out).await?;
+    }
+}
+
+async fn write_out(to: &mut (impl AsyncWrite + Unpin), out: &mut Vec<u8>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        to.write_all(out).await?;
+        to.flush().await?;
+        zeroize::Zeroize::zeroize(out);
+    }
+    Ok(())
 }
 
 async fn futures_select_signal(signals: &mut [(i32, tokio::signal::unix::Signal)]) -> i32 {

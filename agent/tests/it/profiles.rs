@@ -73,7 +73,8 @@ fn jwt_login_and_build_claims() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "kv-value-1");
+    // The value reached the command; its output is masked (see `run_masks_issued_values`).
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "***");
 
     // Another project (Vault's bound claims reject it) and no JWT at all are denied.
     let bad = issuer.sign(&JwtIssuer::gitlab_claims("group/other", "main", true));
@@ -175,4 +176,64 @@ fn child_token_and_kv2_are_scoped_to_the_session() {
         .api_as(&token, "GET", "auth/token/lookup-self", None)
         .unwrap_err();
     assert_eq!(err.status, 403, "child token must be revoked: {err:?}");
+}
+
+#[test]
+fn run_masks_issued_values_in_the_command_output() {
+    const VALUE: &str = "kv-s3cret/va+lue=\"q\"&x";
+    let mut fx = Fixture::new(false);
+    fx.bao.must(
+        "POST",
+        "secret/data/mask",
+        Some(&json!({"data": {"token": VALUE}})),
+    );
+    fx.write_config(&format!(
+        "[profiles.kv]\nkind = \"kv2\"\nmount = \"secret\"\npath = \"mask\"\n\
+         env = {{ token = \"TOKEN\" }}\nallow = {{ uids = [{uid}] }}\n",
+        uid = my_uid()
+    ));
+    fx.start_agent();
+    // Each form on its own line (plain, base64 and the split from the env var; the percent- and
+    // JSON-encoded forms as literals). The split line writes the value in two pieces with a
+    // pause longer than the idle flush in between; stderr gets one too.
+    let url = "kv-s3cret%2Fva%2Blue%3D%22q%22%26x";
+    let json_escaped = r#"kv-s3cret/va+lue=\"q\"&x"#;
+    let script = format!(
+        r#"
+        printf 'plain=%s\n' "$TOKEN"
+        printf 'b64=%s\n' "$(printf %s "$TOKEN" | base64 | tr -d '\n')"
+        printf 'url=%s\n' '{url}'
+        printf 'json={{"t":"%s"}}\n' '{json_escaped}'
+        printf 'split=%s' "$(printf %s "$TOKEN" | cut -c1-9)"
+        sleep 0.3
+        printf '%s;\n' "$(printf %s "$TOKEN" | cut -c10-)"
+        printf 'err=%s\n' "$TOKEN" >&2
+        exit 3
+    "#
+    );
+    let out = fx
+        .run_cmd(&["kv"], &["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit status passes through\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("s3cret") && !stderr.contains("s3cret"),
+        "{stdout}\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "plain=***", "{stdout}");
+    assert_eq!(lines[1], "b64=***", "{stdout}");
+    assert_eq!(lines[2], "url=***", "{stdout}");
+    assert_eq!(lines[3], r#"json={"t":"***"}"#, "{stdout}");
+    // Split: at most MIN_MASK_LEN - 1 bytes may precede the mask; here 9 were written before
+    // the pause and must not appear.
+    assert_eq!(lines[4], "split=***;", "{stdout}");
+    assert!(stderr.contains("err=***\n"), "{stderr}");
 }
