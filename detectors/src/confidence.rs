@@ -68,20 +68,36 @@ impl fmt::Display for Confidence {
 pub struct Reasons(u16);
 
 /// Each reason's flag, name and kind. The order is the order names are written in.
-const REASONS: [(u16, &str, Kind); 13] = [
-    (1, "checksum-verified", Kind::Rule),
-    (1 << 1, "provider-prefix", Kind::Rule),
-    (1 << 2, "keyword-and-value", Kind::Rule),
-    (1 << 3, "dictionary-words", Kind::Value),
-    (1 << 4, "repetitive-value", Kind::Value),
-    (1 << 5, "template-reference", Kind::Value),
-    (1 << 6, "key-name-as-value", Kind::Value),
-    (1 << 7, "documentation-value", Kind::Value),
-    (1 << 8, "test-code", Kind::Context),
-    (1 << 9, "test-path", Kind::Context),
-    (1 << 10, "documentation-path", Kind::Context),
-    (1 << 11, "seen-in-documentation", Kind::Context),
-    (1 << 12, "validation-failed", Kind::Value),
+const REASONS: [(Reasons, &str, Kind); 13] = [
+    (Reasons::CHECKSUM_VERIFIED, "checksum-verified", Kind::Rule),
+    (Reasons::PROVIDER_PREFIX, "provider-prefix", Kind::Rule),
+    (Reasons::KEYWORD_AND_VALUE, "keyword-and-value", Kind::Rule),
+    (Reasons::DICTIONARY_WORDS, "dictionary-words", Kind::Value),
+    (Reasons::REPETITIVE_VALUE, "repetitive-value", Kind::Value),
+    (
+        Reasons::TEMPLATE_REFERENCE,
+        "template-reference",
+        Kind::Value,
+    ),
+    (Reasons::KEY_NAME_AS_VALUE, "key-name-as-value", Kind::Value),
+    (
+        Reasons::DOCUMENTATION_VALUE,
+        "documentation-value",
+        Kind::Value,
+    ),
+    (Reasons::TEST_CODE, "test-code", Kind::Context),
+    (Reasons::TEST_PATH, "test-path", Kind::Context),
+    (
+        Reasons::DOCUMENTATION_PATH,
+        "documentation-path",
+        Kind::Context,
+    ),
+    (
+        Reasons::SEEN_IN_DOCUMENTATION,
+        "seen-in-documentation",
+        Kind::Context,
+    ),
+    (Reasons::VALIDATION_FAILED, "validation-failed", Kind::Value),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -135,7 +151,7 @@ impl Reasons {
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         REASONS
             .iter()
-            .filter(move |(bit, _, _)| self.0 & bit != 0)
+            .filter(move |(flag, _, _)| self.0 & flag.0 != 0)
             .map(|(_, name, _)| *name)
     }
 
@@ -144,13 +160,13 @@ impl Reasons {
         REASONS
             .iter()
             .find(|(_, n, _)| *n == name)
-            .map(|(bit, _, _)| Reasons(*bit))
+            .map(|(flag, _, _)| *flag)
     }
 
     fn any_of(self, kind: Kind) -> bool {
         REASONS
             .iter()
-            .any(|(bit, _, k)| *k == kind && self.0 & bit != 0)
+            .any(|(flag, _, k)| *k == kind && self.0 & flag.0 != 0)
     }
 }
 

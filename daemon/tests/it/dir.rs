@@ -339,3 +339,28 @@ fn broken_rule_file_names_file_line_rule_and_field() {
         "{err}"
     );
 }
+
+#[test]
+fn archives_are_opened_by_default_and_not_with_depth_zero() {
+    let t = tree();
+    let tok = gh_token(40);
+    let jar = crate::image::harness::jar(&[(
+        "config/app.properties",
+        format!("github.token={tok}\n").as_bytes(),
+    )]);
+    write(t.path(), "lib/app.jar", &jar);
+    let out = run_in(t.path(), &["scan", "dir", ".", "-f", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let found = json(&out);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0]["location"]["path"],
+        "lib/app.jar!config/app.properties"
+    );
+    let off = run_in(
+        t.path(),
+        &["scan", "dir", ".", "-f", "json", "--archive-depth", "0"],
+    );
+    assert_eq!(off.status.code(), Some(0), "{}", stderr(&off));
+    assert!(json(&off).is_empty());
+}
