@@ -70,14 +70,16 @@ pub fn group(findings: Vec<Finding>) -> Vec<SecretFinding> {
 }
 
 fn fold(mut places: Vec<Finding>) -> SecretFinding {
-    places.sort_by(|a, b| {
-        began_key(&a.location)
-            .cmp(&began_key(&b.location))
-            .then_with(|| a.sort_key().cmp(&b.sort_key()))
-    });
-    // Places after the first keep report order (path, commit, line), which reads better than
-    // date order in a long list.
-    places[1..].sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    // Report order (path, commit, line), which reads better than date order in a long list;
+    // then the place it began moves to the front (dates are parsed once per place).
+    places.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let began = places
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, f)| began_key(&f.location))
+        .map_or(0, |(i, _)| i);
+    let first = places.remove(began);
+    places.insert(0, first);
     let mut assessment = places
         .iter()
         .map(|f| f.assessment)
